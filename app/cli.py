@@ -1,0 +1,129 @@
+"""The ``dsr`` command: serve, migrate and manage clients."""
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from alembic.config import Config
+
+from alembic import command
+from app.config import Settings, get_settings
+from app.db import create_engine, create_sessionmaker
+from app.models import utcnow
+from app.security import Role, new_client_secret
+from app.services import clients
+
+cli = typer.Typer(help="Data subject rights service.", no_args_is_help=True)
+clients_cli = typer.Typer(help="Manage API clients.", no_args_is_help=True)
+cli.add_typer(clients_cli, name="clients")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEV_ADMIN_ID = "dev-admin"
+
+
+def alembic_config(database_url: str | None = None) -> Config:
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    if database_url:
+        config.attributes["database_url"] = database_url
+    return config
+
+
+def migrate_database(settings: Settings) -> None:
+    command.upgrade(alembic_config(settings.database_url), "head")
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply all database migrations to DSR_DATABASE_URL."""
+    migrate_database(get_settings())
+    typer.echo("database is at the latest migration")
+
+
+async def _create_client(
+    settings: Settings,
+    name: str,
+    role: Role,
+    client_id: str | None = None,
+    secret: str | None = None,
+) -> tuple[str, str]:
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            existing = await clients.get_by_client_id(session, client_id) if client_id else None
+            if existing is not None and secret is not None:
+                await clients.set_secret(session, settings=settings, client=existing, secret=secret)
+                await session.commit()
+                return existing.client_id, secret
+            client, plain = await clients.create_client(
+                session,
+                settings=settings,
+                name=name,
+                role=role,
+                now=utcnow(),
+                client_id=client_id,
+                client_secret=secret,
+            )
+            await session.commit()
+            return client.client_id, plain
+    finally:
+        await engine.dispose()
+
+
+@clients_cli.command("create")
+def create_client(
+    name: Annotated[str, typer.Option(help="Who the client is for, e.g. 'Acme CRM'.")],
+    role: Annotated[Role, typer.Option(help="integration, officer or admin.")],
+) -> None:
+    """Create an API client and print its secret (shown only once)."""
+    settings = get_settings()
+    migrate_database(settings)
+    client_id, secret = asyncio.run(_create_client(settings, name, role))
+    typer.echo(f"client_id={client_id}\nclient_secret={secret}")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (PostgreSQL only).")] = 1,
+    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate")] = True,
+) -> None:
+    """Run the API with uvicorn (migrating the database first)."""
+    settings = get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if migrate_first:
+        migrate_database(settings)
+    base = f"http://{host}:{port}"
+    if settings.env == "development" and not settings.admin_client_id:
+        # A fresh secret each start: the development admin is printed, never stored in clear.
+        secret = new_client_secret()
+        asyncio.run(
+            _create_client(
+                settings, "Development admin", Role.ADMIN, client_id=DEV_ADMIN_ID, secret=secret
+            )
+        )
+        typer.echo(
+            f"\nDSR service on {base}  (API docs: {base}/docs)\n"
+            f"Development admin client: client_id={DEV_ADMIN_ID} client_secret={secret}\n"
+            f"Get a token:\n  curl -s -X POST {base}/v1/oauth/token "
+            f"-u {DEV_ADMIN_ID}:{secret} -d grant_type=client_credentials\n"
+        )
+    else:
+        typer.echo(f"\nDSR service on {base}  (API docs: {base}/docs)\n")
+    uvicorn.run(
+        "app.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        proxy_headers=False,
+        log_level="info",
+    )
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,70 @@
+"""Settings read from the environment (prefix ``DSR_``)."""
+
+from functools import lru_cache
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.services.deadlines import validate_calendar
+
+DEV_SECRET_KEY = "dev-only-secret-key-change-me"
+
+
+class Settings(BaseSettings):
+    """Service configuration; see the configuration table in the README."""
+
+    model_config = SettingsConfigDict(env_prefix="DSR_", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./dsr.db"
+    secret_key: str = DEV_SECRET_KEY
+    admin_client_id: str | None = None
+    admin_client_secret: str | None = None
+    timezone: str = "Europe/London"
+    holiday_country: str = "GB"
+    holiday_subdivision: str | None = "ENG"
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str | None = None
+    webhook_allow_private: bool | None = None
+    demo: bool = False
+    export_dir: str = "./exports"
+    verification_code_ttl: int = Field(default=900, description="seconds")
+    verification_expiry_days: int = 30
+    access_token_ttl: int = Field(default=3600, ge=60, le=86400, description="seconds")
+    max_body_bytes: int = 1_048_576
+    db_pool_size: int = 10
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_defaults(self) -> "Settings":
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"DSR_TIMEZONE {self.timezone!r} is not a known time zone") from exc
+        validate_calendar(self.holiday_country, self.holiday_subdivision)
+        if self.env == "production":
+            if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
+                raise ValueError(
+                    "DSR_SECRET_KEY must be set to a random value of at least 32 characters "
+                    "in production"
+                )
+            if self.admin_client_secret is not None and len(self.admin_client_secret) < 24:
+                raise ValueError("DSR_ADMIN_CLIENT_SECRET must be at least 24 characters")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def allow_private_webhooks(self) -> bool:
+        if self.webhook_allow_private is None:
+            return self.env == "development"
+        return self.webhook_allow_private
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,95 @@
+"""Typed dependencies: session, caller, scope checks and load-or-404 resources."""
+
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Request
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
+from fastapi.security import OAuth2
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.db import get_session
+from app.errors import Forbidden, NotFound, Unauthorized
+from app.models import DsrRequest
+from app.security import SCOPE_DESCRIPTIONS, Principal, Scope, verify_access_token
+
+
+class OAuth2ClientCredentials(OAuth2):
+    """Bearer tokens from the client-credentials flow; drives Swagger's Authorize button."""
+
+    def __init__(self, token_url: str) -> None:
+        flows = OAuthFlows(
+            clientCredentials=OAuthFlowClientCredentials(
+                tokenUrl=token_url,
+                scopes={scope.value: text for scope, text in SCOPE_DESCRIPTIONS.items()},
+            )
+        )
+        super().__init__(flows=flows, scheme_name="OAuth2", auto_error=False)
+
+    async def __call__(self, request: Request) -> str | None:
+        authorization = request.headers.get("Authorization", "")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return token.strip()
+
+
+oauth2_scheme = OAuth2ClientCredentials(token_url="/v1/oauth/token")
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def get_settings_from_app(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_from_app)]
+
+
+async def get_principal(
+    settings: SettingsDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> Principal:
+    if token is None:
+        raise Unauthorized("A bearer access token is required; get one at /v1/oauth/token.")
+    principal = verify_access_token(token, secret_key=settings.secret_key)
+    if principal is None:
+        raise Unauthorized(
+            "The access token is invalid or expired.",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    return principal
+
+
+def require(scope: Scope) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency that admits only callers holding ``scope``."""
+
+    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if scope not in principal.scopes:
+            raise Forbidden(f"This action needs the `{scope}` scope.")
+        return principal
+
+    return check
+
+
+Reader = Annotated[Principal, Depends(require(Scope.REQUESTS_READ))]
+Submitter = Annotated[Principal, Depends(require(Scope.REQUESTS_SUBMIT))]
+Officer = Annotated[Principal, Depends(require(Scope.REQUESTS_MANAGE))]
+Admin = Annotated[Principal, Depends(require(Scope.CLIENTS_MANAGE))]
+
+RequestId = Annotated[uuid.UUID, Path(description="The request's id.")]
+
+
+async def load_visible_request(
+    session: SessionDep, principal: Reader, request_id: RequestId
+) -> DsrRequest:
+    """The request, if this caller may see it; integrations only see their own (else 404)."""
+    dsr = await session.get(DsrRequest, request_id)
+    if dsr is None or not (principal.sees_all_requests or dsr.submitted_by == principal.client_id):
+        raise NotFound("No request with this id is visible to you.")
+    return dsr
+
+
+RequestDep = Annotated[DsrRequest, Depends(load_visible_request)]

@@ -1,0 +1,165 @@
+"""One error hierarchy rendered as RFC 9457 ``application/problem+json``."""
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("app.errors")
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://dsr.example/problems/"
+
+
+class AppError(Exception):
+    """Base of every error the service answers with; ``detail`` must never hold personal data."""
+
+    status: int = 400
+    title: str = "Bad request"
+    slug: str = "bad-request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        if title:
+            self.title = title
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+class BadRequest(AppError):
+    pass
+
+
+class Unauthorized(AppError):
+    status = 401
+    title = "Unauthorized"
+    slug = "unauthorized"
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(detail, **kwargs)
+
+
+class Forbidden(AppError):
+    status = 403
+    title = "Forbidden"
+    slug = "forbidden"
+
+
+class NotFound(AppError):
+    status = 404
+    title = "Not found"
+    slug = "not-found"
+
+
+class Conflict(AppError):
+    status = 409
+    title = "Conflict"
+    slug = "conflict"
+
+
+class InvalidTransition(Conflict):
+    title = "Action not allowed in the current status"
+    slug = "invalid-transition"
+
+
+class UnprocessableEntity(AppError):
+    status = 422
+    title = "Unprocessable request"
+    slug = "unprocessable"
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    slug: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + (slug or f"http-{status}"),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _safe_validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Location and message only: pydantic's ``input``/``ctx`` could echo personal data."""
+    safe = []
+    for error in exc.errors():
+        location = [str(part) for part in error.get("loc", ())]
+        message = str(error.get("msg", "invalid value"))
+        if error.get("type") == "json_invalid":
+            message = "malformed JSON"
+        safe.append({"loc": location, "msg": message, "type": error.get("type", "value_error")})
+    return safe
+
+
+_HTTP_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    413: "Request body too large",
+    415: "Unsupported media type",
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
+        return problem(
+            exc.status, exc.title, exc.detail, slug=exc.slug, headers=exc.headers, **exc.extra
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _safe_validation_errors(exc)
+        if any(error["type"] == "json_invalid" for error in errors):
+            return problem(
+                400,
+                "Malformed JSON",
+                "The request body is not valid JSON.",
+                slug="malformed-json",
+                errors=errors,
+            )
+        return problem(
+            422,
+            "Validation failed",
+            "One or more fields are invalid; see `errors`.",
+            slug="validation",
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        title = _HTTP_TITLES.get(exc.status_code, "Error")
+        detail = exc.detail if isinstance(exc.detail, str) else title
+        if exc.status_code == 404:
+            detail = "No such resource."
+        status = exc.status_code if 400 <= exc.status_code < 500 else 400
+        return problem(status, title, detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        # Type only: the message of an unexpected error could contain personal data.
+        logger.error("unhandled error: %s", type(exc).__name__)
+        return problem(500, "Internal error", "The service could not process this request.")

@@ -1,0 +1,108 @@
+"""ASGI application factory: ``app.main:app``."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.config import Settings, get_settings
+from app.db import create_engine, create_sessionmaker
+from app.errors import install_error_handlers
+from app.middleware import AccessLogMiddleware, BodyHygieneMiddleware
+from app.models import utcnow
+from app.routers import auth, clients, health, requests
+from app.services.clients import ensure_bootstrap_admin
+
+logger = logging.getLogger("app")
+
+API_DESCRIPTION = """
+Receive, verify, time and answer **data subject rights requests** under UK GDPR (default),
+EU GDPR and CCPA.
+
+## Getting a token
+Create a client (`dsr clients create` or `POST /v1/clients` as admin), then press
+**Authorize** above and enter its client id and secret (client credentials flow).
+Roles: **integration** (submits requests, sees only its own), **officer** (sees and acts on
+every request), **admin** (also manages clients).
+
+## Lifecycle
+`awaiting_verification` → `in_progress` ⇄ `paused` → `completed` | `rejected` | `cancelled`.
+
+A request waits for identity verification unless the submitting integration vouched for the
+person with an identity assertion. Officers record document checks, pause (stop the clock),
+resume, extend once, reject (with the subject's remedies) or complete. Any action not allowed
+in the current status answers **409**. Every change is written to the audit trail
+(`/events`) and announced to webhook subscribers in the same transaction.
+
+## Deadlines
+All dates are local dates in the controller's time zone (default Europe/London).
+
+* **Clock start**: the latest of the day of receipt, the day identity was confirmed (when we
+  asked for it) and the day a requested fee was received.
+* **UK/EU GDPR**: one calendar month: the same day number next month, or that month's last day
+  if it has no such day (31 Jan → 28/29 Feb). If that day is a weekend or public holiday
+  (England by default; Wales, Scotland, Northern Ireland configurable) the deadline moves to
+  the next working day.
+* **Extension**: once, on or before the original due date: three calendar months from the
+  clock start (never +1 then +2), rolled the same way.
+* **Stop the clock**: pausing for clarification does not count the days from the pause to the
+  resume, both included; they are added before rolling. Pausing for a fee restarts the clock
+  on the day the fee arrives (the resume day).
+* **CCPA**: 45 calendar days (+45 on extension), rolled to a California business day.
+* `due_at` is the last second of the due date in the controller's time zone, in UTC.
+
+## Errors
+Every error is RFC 9457 `application/problem+json` and never contains personal data.
+"""
+
+TAGS = [
+    {"name": "Requests", "description": "Log requests and follow their deadlines."},
+    {"name": "Request actions", "description": "What officers do to move a request along."},
+    {"name": "Auth", "description": "OAuth2 client credentials."},
+    {"name": "Clients", "description": "API clients (admin)."},
+    {"name": "Health", "description": "Liveness and readiness."},
+]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with app.state.sessionmaker() as session:
+            if await ensure_bootstrap_admin(session, settings=settings, now=utcnow()):
+                logger.info("created the bootstrap admin client")
+            await session.commit()
+        yield
+        await app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Data Subject Rights service",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
+    app.state.settings = settings
+    app.state.engine = create_engine(settings)
+    app.state.sessionmaker = create_sessionmaker(app.state.engine)
+    install_error_handlers(app)
+    app.add_middleware(BodyHygieneMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(AccessLogMiddleware)
+    app.include_router(auth.router)
+    app.include_router(clients.router)
+    app.include_router(requests.router)
+    app.include_router(requests.actions)
+    app.include_router(health.router)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `app.main:app` builds the app on first use so importing this module needs no settings.
+    if name == "app":
+        application = create_app()
+        globals()["app"] = application
+        return application
+    raise AttributeError(name)

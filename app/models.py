@@ -1,0 +1,179 @@
+"""Database tables (SQLModel). API schemas live in ``app.schemas``."""
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+# Stable constraint names so Alembic migrations are reviewable and reproducible.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata: MetaData = SQLModel.metadata
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on every backend (SQLite drops the offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def timestamp(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class Client(SQLModel, table=True):
+    """An API client (integration, officer or admin) using OAuth2 client credentials."""
+
+    __tablename__ = "clients"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    client_id: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    name: str = Field(max_length=200)
+    role: str = Field(max_length=20)
+    secret_hash: str = Field(max_length=128)
+    # Encrypted (not hashed) copy: needed to verify the HS256 identity assertions it signs.
+    secret_encrypted: str = Field(max_length=512)
+    active: bool = True
+    created_at: datetime = timestamp()
+
+
+class DsrRequest(SQLModel, table=True):
+    """A data subject rights request and its legal clock."""
+
+    __tablename__ = "requests"
+    __table_args__ = (
+        Index("ix_requests_created_at_id", "created_at", "id"),
+        Index("ix_requests_status_due_at", "status", "due_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    type: str = Field(max_length=20, index=True)
+    status: str = Field(max_length=30, index=True)
+    regulation: str = Field(max_length=10)
+    channel: str = Field(max_length=10)
+    received_at: datetime = timestamp()
+    external_ref: str | None = Field(default=None, max_length=200)
+    submitted_by: str = Field(max_length=64, index=True)
+
+    subject_email: str | None = Field(default=None, max_length=320, index=True)
+    subject_phone: str | None = Field(default=None, max_length=32)
+    subject_name: str | None = Field(default=None, max_length=200)
+    subject_customer_id: str | None = Field(default=None, max_length=200)
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+    verification_status: str = Field(default="pending", max_length=20)
+    verification_method: str | None = Field(default=None, max_length=30)
+    # True once the service asked for identity: its confirmation date then starts the clock.
+    identity_requested: bool = False
+    verified_at: datetime | None = timestamp(nullable=True)
+
+    clock_started_on: date | None = None
+    due_date: date | None = Field(default=None, index=True)
+    due_at: datetime | None = timestamp(nullable=True)
+    original_due_date: date | None = None
+    extended: bool = False
+    extension_reason: str | None = Field(default=None, max_length=2000)
+    paused_days: int = 0
+    paused_on: date | None = None
+    pause_reason: str | None = Field(default=None, max_length=40)
+
+    outcome_reason: str | None = Field(default=None, max_length=40)
+    outcome_note: str | None = Field(default=None, max_length=4000)
+    closed_at: datetime | None = timestamp(nullable=True)
+
+    created_at: datetime = timestamp()
+    updated_at: datetime = timestamp()
+
+
+class RequestEvent(SQLModel, table=True):
+    """One entry of a request's audit trail. Never holds the subject's identities."""
+
+    __tablename__ = "request_events"
+    __table_args__ = (Index("ix_request_events_request_id_id", "request_id", "id"),)
+
+    # Monotonic ids give the audit trail a total order even within one transaction.
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
+    )
+    request_id: uuid.UUID = Field(foreign_key="requests.id")
+    type: str = Field(max_length=60)
+    actor: str = Field(max_length=64)
+    at: datetime = timestamp()
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class OutboxEvent(SQLModel, table=True):
+    """A webhook event written in the same transaction as the change it announces."""
+
+    __tablename__ = "outbox"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    event_type: str = Field(max_length=60, index=True)
+    request_id: uuid.UUID | None = Field(default=None, foreign_key="requests.id")
+    # The submitting client: its own webhook subscriptions receive the event too.
+    owner_client_id: str | None = Field(default=None, max_length=64)
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = timestamp(index=True)
+    published_at: datetime | None = timestamp(nullable=True)
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """Remembers the first response to an ``Idempotency-Key`` per client."""
+
+    __tablename__ = "idempotency_keys"
+
+    client_id: str = Field(max_length=64, primary_key=True)
+    key: str = Field(max_length=200, primary_key=True)
+    body_sha256: str = Field(max_length=64)
+    request_id: uuid.UUID | None = Field(default=None, foreign_key="requests.id")
+    response_body: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    created_at: datetime = timestamp()
+
+
+class UsedAssertion(SQLModel, table=True):
+    """Identity assertion ids already consumed (``jti`` is single-use per issuer)."""
+
+    __tablename__ = "used_assertions"
+
+    issuer: str = Field(max_length=64, primary_key=True)
+    jti: str = Field(max_length=200, primary_key=True)
+    expires_at: datetime = timestamp()

@@ -1,0 +1,409 @@
+"""Request and response models of the API, with the examples shown in ``/docs``."""
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    field_validator,
+    model_validator,
+)
+
+from app.security import Role
+from app.services.deadlines import Regulation
+
+ItemT = TypeVar("ItemT")
+
+
+class RequestType(StrEnum):
+    ACCESS = "access"
+    RECTIFICATION = "rectification"
+    ERASURE = "erasure"
+    RESTRICTION = "restriction"
+    PORTABILITY = "portability"
+    OBJECTION = "objection"
+
+
+class RequestStatus(StrEnum):
+    AWAITING_VERIFICATION = "awaiting_verification"
+    IN_PROGRESS = "in_progress"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+class Channel(StrEnum):
+    API = "api"
+    WEB = "web"
+    EMAIL = "email"
+    POST = "post"
+    PHONE = "phone"
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def normalise_email(value: str) -> str:
+    """Normalised address; the error never echoes the input (it is personal data)."""
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError:
+        raise ValueError("not a valid email address") from None
+
+
+def normalise_phone(value: str, default_region: str = "GB") -> str:
+    """E.164 form; national numbers are read in the controller's default region."""
+    try:
+        number = phonenumbers.parse(value, default_region)
+    except phonenumbers.NumberParseException:
+        raise ValueError("not a valid phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# ---------------------------------------------------------------- subject
+
+
+class Subject(StrictModel):
+    """Who the request is about. At least one identity is required."""
+
+    email: str | None = Field(default=None, max_length=320, examples=["jane@example.com"])
+    phone: str | None = Field(default=None, max_length=40, examples=["+441632960001"])
+    name: str | None = Field(default=None, min_length=1, max_length=200, examples=["Jane Doe"])
+    customer_id: str | None = Field(default=None, min_length=1, max_length=200, examples=["C-1001"])
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_email(value)
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_phone(value)
+
+    @model_validator(mode="after")
+    def _at_least_one_identity(self) -> "Subject":
+        if not (self.email or self.phone or self.name or self.customer_id):
+            raise ValueError("subject needs at least one of email, phone, name, customer_id")
+        return self
+
+
+# ---------------------------------------------------------------- details per type
+
+
+class AccessDetails(StrictModel):
+    """Nothing required; free-text scope notes may be added."""
+
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class RectificationChange(StrictModel):
+    field: str = Field(min_length=1, max_length=100, examples=["address"])
+    current: str | None = Field(default=None, max_length=2000)
+    requested: str = Field(max_length=2000)
+
+
+class RectificationDetails(StrictModel):
+    changes: list[RectificationChange] = Field(min_length=1, max_length=100)
+
+
+class ErasureDetails(StrictModel):
+    grounds: str | None = Field(default=None, max_length=4000)
+
+
+class RestrictionDetails(StrictModel):
+    reason: str | None = Field(default=None, max_length=4000)
+
+
+class PortabilityDetails(StrictModel):
+    formats: list[Literal["json", "csv"]] = Field(default=["json", "csv"], min_length=1)
+    transmit_to: HttpUrl | None = None
+
+
+class ObjectionDetails(StrictModel):
+    scope: Literal["direct_marketing", "legitimate_interests", "profiling"]
+    channels: list[Literal["email", "phone", "post", "sms"]] = Field(
+        default=["email", "phone", "post", "sms"], min_length=1
+    )
+
+
+# ---------------------------------------------------------------- create
+
+
+class RequestCreateBase(StrictModel):
+    subject: Subject
+    regulation: Regulation = Regulation.UK_GDPR
+    received_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the controller received the request; defaults to now. May be "
+        "back-dated (post, phone), never in the future. Must carry a UTC offset.",
+    )
+    channel: Channel = Channel.API
+    external_ref: str | None = Field(default=None, min_length=1, max_length=200)
+    identity_assertion: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="HS256 JWT signed with your client secret: `iss` = your client_id, "
+        "`sub` = the subject's email or customer_id, `iat`, `exp` at most 10 minutes after "
+        "`iat`, a single-use `jti`. When valid, the request starts `in_progress`.",
+    )
+
+
+class AccessCreate(RequestCreateBase):
+    type: Literal[RequestType.ACCESS]
+    details: AccessDetails = Field(default_factory=AccessDetails)
+
+
+class RectificationCreate(RequestCreateBase):
+    type: Literal[RequestType.RECTIFICATION]
+    details: RectificationDetails
+
+
+class ErasureCreate(RequestCreateBase):
+    type: Literal[RequestType.ERASURE]
+    details: ErasureDetails = Field(default_factory=ErasureDetails)
+
+
+class RestrictionCreate(RequestCreateBase):
+    type: Literal[RequestType.RESTRICTION]
+    details: RestrictionDetails = Field(default_factory=RestrictionDetails)
+
+
+class PortabilityCreate(RequestCreateBase):
+    type: Literal[RequestType.PORTABILITY]
+    details: PortabilityDetails = Field(default_factory=PortabilityDetails)
+
+
+class ObjectionCreate(RequestCreateBase):
+    type: Literal[RequestType.OBJECTION]
+    details: ObjectionDetails
+
+
+RequestCreate = Annotated[
+    AccessCreate
+    | RectificationCreate
+    | ErasureCreate
+    | RestrictionCreate
+    | PortabilityCreate
+    | ObjectionCreate,
+    Field(discriminator="type"),
+]
+
+REQUEST_CREATE_EXAMPLES: dict[str, dict[str, Any]] = {
+    "access": {
+        "summary": "Subject access request by email",
+        "value": {
+            "type": "access",
+            "subject": {"email": "jane@example.com", "name": "Jane Doe"},
+            "channel": "email",
+            "received_at": "2026-11-21T10:15:00Z",
+            "external_ref": "CRM-4411",
+        },
+    },
+    "rectification": {
+        "summary": "Rectification of an address",
+        "value": {
+            "type": "rectification",
+            "subject": {"email": "jane@example.com", "customer_id": "C-1001"},
+            "details": {
+                "changes": [
+                    {"field": "address", "current": "1 Old Road", "requested": "2 New Street"}
+                ]
+            },
+        },
+    },
+    "erasure": {
+        "summary": "Erasure after withdrawing consent",
+        "value": {
+            "type": "erasure",
+            "subject": {"email": "jane@example.com"},
+            "details": {"grounds": "consent withdrawn"},
+        },
+    },
+    "objection": {
+        "summary": "Objection to direct marketing by email and SMS",
+        "value": {
+            "type": "objection",
+            "subject": {"phone": "+441632960001"},
+            "details": {"scope": "direct_marketing", "channels": ["email", "sms"]},
+        },
+    },
+    "portability": {
+        "summary": "Portability as JSON",
+        "value": {
+            "type": "portability",
+            "subject": {"customer_id": "C-1001"},
+            "details": {"formats": ["json"], "transmit_to": None},
+        },
+    },
+    "restriction": {
+        "summary": "Restriction while accuracy is contested",
+        "value": {
+            "type": "restriction",
+            "subject": {"email": "jane@example.com"},
+            "details": {"reason": "accuracy contested"},
+        },
+    },
+}
+
+
+# ---------------------------------------------------------------- responses
+
+
+class SubjectPublic(BaseModel):
+    email: str | None = None
+    phone: str | None = None
+    name: str | None = None
+    customer_id: str | None = None
+
+
+class VerificationPublic(BaseModel):
+    status: Literal["pending", "verified", "failed"] = "pending"
+    method: str | None = None
+    verified_at: datetime | None = None
+
+
+class DeadlinePublic(BaseModel):
+    clock_started_on: date | None = None
+    due_date: date | None = None
+    due_at: datetime | None = None
+    extended: bool = False
+    paused_days: int = 0
+    paused_since: date | None = None
+    days_left: int | None = None
+    overdue: bool = False
+
+
+class RegulatorContact(BaseModel):
+    name: str
+    url: str
+
+
+class RejectionPublic(BaseModel):
+    reason: str
+    explanation: str | None = None
+    right_to_complain: RegulatorContact
+    judicial_remedy: str
+    notice: str
+
+
+class RequestPublic(BaseModel):
+    id: uuid.UUID
+    type: RequestType
+    status: RequestStatus
+    regulation: Regulation
+    channel: Channel
+    received_at: datetime
+    external_ref: str | None = None
+    subject: SubjectPublic
+    details: dict[str, Any] = Field(default_factory=dict)
+    verification: VerificationPublic
+    deadline: DeadlinePublic
+    rejection: RejectionPublic | None = None
+    completion_summary: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Page(BaseModel, Generic[ItemT]):
+    """Every list answers with this shape; pass ``next_cursor`` back as ``cursor``."""
+
+    items: list[ItemT]
+    next_cursor: str | None = None
+
+
+class EventPublic(BaseModel):
+    id: int
+    type: str
+    actor: str
+    at: datetime
+    data: dict[str, Any]
+
+
+# ---------------------------------------------------------------- actions
+
+
+class PauseReason(StrEnum):
+    AWAITING_CLARIFICATION = "awaiting_clarification"
+    AWAITING_FEE = "awaiting_fee"
+
+
+class PauseBody(StrictModel):
+    reason: PauseReason
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class ExtendBody(StrictModel):
+    reason: str = Field(
+        min_length=1, max_length=2000, examples=["Complex request spanning several systems"]
+    )
+
+
+class RejectReason(StrEnum):
+    MANIFESTLY_UNFOUNDED = "manifestly_unfounded"
+    EXCESSIVE = "excessive"
+    IDENTITY_NOT_VERIFIED = "identity_not_verified"
+    EXEMPTION = "exemption"
+
+
+class RejectBody(StrictModel):
+    reason: RejectReason
+    explanation: str | None = Field(default=None, max_length=4000)
+
+
+class CancelBody(StrictModel):
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class CompleteBody(StrictModel):
+    summary: str | None = Field(default=None, max_length=4000)
+
+
+class DocumentVerification(StrictModel):
+    method: Literal["document"]
+    document_type: Literal["passport", "driving_licence"]
+    business_address_confirmed: bool = False
+    result: Literal["passed", "failed"]
+
+
+class EmailCodeVerification(StrictModel):
+    method: Literal["email_code"]
+
+
+VerificationBody = Annotated[
+    DocumentVerification | EmailCodeVerification, Field(discriminator="method")
+]
+
+
+# ---------------------------------------------------------------- clients and tokens
+
+
+class ClientCreate(StrictModel):
+    name: str = Field(min_length=1, max_length=200, examples=["Acme CRM"])
+    role: Role = Field(examples=["integration"])
+
+
+class ClientCreated(BaseModel):
+    client_id: str
+    client_secret: str = Field(description="Shown only in this response; store it safely.")
+    name: str
+    role: Role
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    scope: str

@@ -1,0 +1,79 @@
+"""Applies the pure deadline rules to a request row and renders its deadline block."""
+
+from datetime import date, datetime
+
+from app.config import Settings
+from app.models import DsrRequest
+from app.schemas import DeadlinePublic, RequestStatus
+from app.services import deadlines
+
+RUNNING_STATUSES = {RequestStatus.IN_PROGRESS.value}
+OPEN_STATUSES = {
+    RequestStatus.AWAITING_VERIFICATION.value,
+    RequestStatus.IN_PROGRESS.value,
+    RequestStatus.PAUSED.value,
+}
+
+
+def calendar_for(settings: Settings) -> deadlines.HolidayCalendar:
+    return deadlines.HolidayCalendar(settings.holiday_country, settings.holiday_subdivision)
+
+
+def today(settings: Settings, now: datetime) -> date:
+    return deadlines.local_date(now, settings.tz)
+
+
+def _due(dsr: DsrRequest, settings: Settings, *, extended: bool) -> date:
+    assert dsr.clock_started_on is not None
+    return deadlines.compute_due_date(
+        regulation=dsr.regulation,
+        clock_started_on=dsr.clock_started_on,
+        extended=extended,
+        paused_days=dsr.paused_days,
+        calendar=calendar_for(settings),
+    )
+
+
+def recompute(dsr: DsrRequest, settings: Settings) -> None:
+    """Refresh the stored due dates from the clock start, paused days and extension."""
+    if dsr.clock_started_on is None:
+        dsr.due_date = dsr.due_at = dsr.original_due_date = None
+        return
+    dsr.original_due_date = _due(dsr, settings, extended=False)
+    dsr.due_date = _due(dsr, settings, extended=True) if dsr.extended else dsr.original_due_date
+    dsr.due_at = deadlines.due_at(dsr.due_date, settings.tz)
+
+
+def start_clock(dsr: DsrRequest, settings: Settings, *, started_on: date) -> None:
+    """Start (or restart) the clock on ``started_on``, never earlier than receipt."""
+    received_on = deadlines.local_date(dsr.received_at, settings.tz)
+    dsr.clock_started_on = max(received_on, started_on)
+    recompute(dsr, settings)
+
+
+def extension_allowed(dsr: DsrRequest, settings: Settings, now: datetime) -> bool:
+    if dsr.original_due_date is None:
+        return False
+    return deadlines.extension_allowed(
+        already_extended=dsr.extended,
+        original_due_date=dsr.original_due_date,
+        today=today(settings, now),
+    )
+
+
+def deadline_view(dsr: DsrRequest, settings: Settings, now: datetime) -> DeadlinePublic:
+    running = dsr.status in RUNNING_STATUSES
+    days_left = None
+    if dsr.due_date is not None and dsr.status in OPEN_STATUSES:
+        days_left = deadlines.days_left(dsr.due_date, today(settings, now))
+    return DeadlinePublic(
+        clock_started_on=dsr.clock_started_on,
+        due_date=dsr.due_date,
+        due_at=dsr.due_at,
+        extended=dsr.extended,
+        paused_days=dsr.paused_days,
+        paused_since=dsr.paused_on,
+        days_left=days_left,
+        # The clock is stopped while paused, so a paused request cannot become overdue.
+        overdue=bool(running and dsr.due_at is not None and now > dsr.due_at),
+    )

@@ -1,0 +1,313 @@
+"""Intake, lookup and listing of requests."""
+
+import base64
+import binascii
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.errors import BadRequest, Conflict, UnprocessableEntity
+from app.models import DsrRequest, IdempotencyKey, RequestEvent
+from app.schemas import (
+    RequestCreateBase,
+    RequestPublic,
+    RequestStatus,
+    SubjectPublic,
+    VerificationPublic,
+)
+from app.security import Principal
+from app.services import clock, events
+from app.services.identity import verify_identity_assertion
+from app.services.rejection import rejection_notice
+
+# Clocks of callers drift; a received_at this far ahead is read as "now", further is refused.
+FUTURE_TOLERANCE = timedelta(seconds=60)
+
+
+def to_public(dsr: DsrRequest, settings: Settings, now: datetime) -> RequestPublic:
+    rejection = None
+    if dsr.status == RequestStatus.REJECTED and dsr.outcome_reason:
+        rejection = rejection_notice(dsr.regulation, dsr.outcome_reason, dsr.outcome_note)
+    return RequestPublic(
+        id=dsr.id,
+        type=dsr.type,
+        status=dsr.status,
+        regulation=dsr.regulation,
+        channel=dsr.channel,
+        received_at=dsr.received_at,
+        external_ref=dsr.external_ref,
+        subject=SubjectPublic(
+            email=dsr.subject_email,
+            phone=dsr.subject_phone,
+            name=dsr.subject_name,
+            customer_id=dsr.subject_customer_id,
+        ),
+        details=dsr.details,
+        verification=VerificationPublic(
+            status=dsr.verification_status,
+            method=dsr.verification_method,
+            verified_at=dsr.verified_at,
+        ),
+        deadline=clock.deadline_view(dsr, settings, now),
+        rejection=rejection,
+        completion_summary=dsr.outcome_note if dsr.status == RequestStatus.COMPLETED else None,
+        created_at=dsr.created_at,
+        updated_at=dsr.updated_at,
+    )
+
+
+def body_fingerprint(raw_body: bytes) -> str:
+    """Hash of the JSON body, insensitive to key order and whitespace."""
+    try:
+        canonical = json.dumps(json.loads(raw_body), sort_keys=True, separators=(",", ":"))
+    except (ValueError, UnicodeDecodeError):
+        canonical = raw_body.decode("utf-8", "replace")
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def find_idempotent_response(
+    session: AsyncSession, *, principal: Principal, key: str, fingerprint: str
+) -> dict[str, Any] | None:
+    """The stored first response for this key, or None; 409 if the body differs."""
+    stored = await session.get(IdempotencyKey, (principal.client_id, key))
+    if stored is None:
+        return None
+    if stored.body_sha256 != fingerprint:
+        raise Conflict(
+            "This Idempotency-Key was already used with a different body.",
+            title="Idempotency key reused",
+        )
+    if stored.response_body is None:
+        raise Conflict(
+            "A request with this Idempotency-Key is still being processed.",
+            title="Idempotency key in use",
+        )
+    return stored.response_body
+
+
+async def create_request(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    principal: Principal,
+    payload: RequestCreateBase,
+    now: datetime,
+    idempotency_key: str | None = None,
+    fingerprint: str | None = None,
+) -> tuple[DsrRequest, RequestPublic]:
+    """Log a new request; with a valid identity assertion its clock starts at once."""
+    received_at = payload.received_at or now
+    if received_at > now + FUTURE_TOLERANCE:
+        raise UnprocessableEntity(
+            "received_at cannot be in the future.",
+            extra={
+                "errors": [
+                    {
+                        "loc": ["body", "received_at"],
+                        "msg": "must not be in the future",
+                        "type": "value_error",
+                    }
+                ]
+            },
+        )
+    received_at = min(received_at, now)
+    subject = payload.subject
+    details = payload.details.model_dump(mode="json") if hasattr(payload, "details") else {}
+    dsr = DsrRequest(
+        type=payload.type,  # type: ignore[attr-defined]
+        status=RequestStatus.AWAITING_VERIFICATION.value,
+        regulation=payload.regulation.value,
+        channel=payload.channel.value,
+        received_at=received_at,
+        external_ref=payload.external_ref,
+        submitted_by=principal.client_id,
+        subject_email=subject.email,
+        subject_phone=subject.phone,
+        subject_name=subject.name,
+        subject_customer_id=subject.customer_id,
+        details=details,
+        created_at=now,
+        updated_at=now,
+    )
+    if payload.identity_assertion:
+        await verify_identity_assertion(
+            session,
+            settings=settings,
+            token=payload.identity_assertion,
+            caller_client_id=principal.client_id,
+            subject=subject,
+            now=now,
+        )
+        dsr.status = RequestStatus.IN_PROGRESS.value
+        dsr.verification_status = "verified"
+        dsr.verification_method = "identity_assertion"
+        dsr.verified_at = now
+        # Identity came with the request, so the clock runs from receipt.
+        clock.start_clock(dsr, settings, started_on=clock.today(settings, received_at))
+    session.add(dsr)
+    events.record(
+        session,
+        dsr=dsr,
+        settings=settings,
+        now=now,
+        actor=principal.client_id,
+        audit_type="request.received",
+        audit_data={"channel": dsr.channel, "verification": dsr.verification_method},
+        webhook_event="request.received",
+    )
+    if dsr.status == RequestStatus.IN_PROGRESS:
+        events.record(
+            session,
+            dsr=dsr,
+            settings=settings,
+            now=now,
+            actor=principal.client_id,
+            audit_type="request.verified",
+            audit_data={"method": "identity_assertion"},
+            webhook_event="request.verified",
+        )
+    public = to_public(dsr, settings, now)
+    if idempotency_key is not None and fingerprint is not None:
+        try:
+            async with session.begin_nested():
+                session.add(
+                    IdempotencyKey(
+                        client_id=principal.client_id,
+                        key=idempotency_key,
+                        body_sha256=fingerprint,
+                        request_id=dsr.id,
+                        response_body=public.model_dump(mode="json"),
+                        created_at=now,
+                    )
+                )
+        except IntegrityError:
+            raise Conflict(
+                "A request with this Idempotency-Key was submitted concurrently; "
+                "retry to receive its response.",
+                title="Idempotency key in use",
+            ) from None
+    else:
+        await session.flush()
+    return dsr, public
+
+
+# ---------------------------------------------------------------- listing
+
+
+@dataclass(frozen=True)
+class RequestFilters:
+    status: str | None = None
+    type: str | None = None
+    overdue: bool | None = None
+    due_before: date | None = None
+    subject_email: str | None = None
+
+
+def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
+    raw = json.dumps([created_at.isoformat(), str(row_id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, row_id = json.loads(raw)
+        parsed = datetime.fromisoformat(created_at)
+        if parsed.tzinfo is None:
+            raise ValueError("naive")
+        return parsed, uuid.UUID(row_id)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise BadRequest(
+            "The cursor is not valid; use next_cursor from a previous page.", title="Invalid cursor"
+        ) from None
+
+
+async def list_requests(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    filters: RequestFilters,
+    now: datetime,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[DsrRequest], str | None]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    query = select(DsrRequest)
+    if not principal.sees_all_requests:
+        query = query.where(DsrRequest.submitted_by == principal.client_id)
+    if filters.status:
+        query = query.where(DsrRequest.status == filters.status)
+    if filters.type:
+        query = query.where(DsrRequest.type == filters.type)
+    if filters.overdue is True:
+        query = query.where(DsrRequest.status.in_(clock.RUNNING_STATUSES), DsrRequest.due_at < now)
+    elif filters.overdue is False:
+        query = query.where(
+            or_(
+                DsrRequest.status.not_in(clock.RUNNING_STATUSES),
+                DsrRequest.due_at.is_(None),
+                DsrRequest.due_at >= now,
+            )
+        )
+    if filters.due_before:
+        query = query.where(DsrRequest.due_date < filters.due_before)
+    if filters.subject_email:
+        query = query.where(DsrRequest.subject_email == filters.subject_email)
+    if cursor:
+        created_at, row_id = decode_cursor(cursor)
+        query = query.where(
+            or_(
+                DsrRequest.created_at < created_at,
+                and_(DsrRequest.created_at == created_at, DsrRequest.id < row_id),
+            )
+        )
+    query = query.order_by(DsrRequest.created_at.desc(), DsrRequest.id.desc()).limit(limit + 1)
+    rows = list((await session.execute(query)).scalars())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
+    return rows, next_cursor
+
+
+async def list_events(
+    session: AsyncSession, *, dsr: DsrRequest, limit: int, cursor: str | None
+) -> tuple[list[RequestEvent], str | None]:
+    """Audit trail, oldest first."""
+    query = select(RequestEvent).where(RequestEvent.request_id == dsr.id)
+    if cursor:
+        query = query.where(RequestEvent.id > decode_event_cursor(cursor))
+    query = query.order_by(RequestEvent.id).limit(limit + 1)
+    rows = list((await session.execute(query)).scalars())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_event_cursor(rows[-1].id or 0)
+    return rows, next_cursor
+
+
+def encode_event_cursor(event_id: int) -> str:
+    return base64.urlsafe_b64encode(f"e{event_id}".encode()).decode().rstrip("=")
+
+
+def decode_event_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not raw.startswith("e"):
+            raise ValueError("not an event cursor")
+        event_id = int(raw[1:])
+        if not 0 <= event_id < 2**62:
+            raise ValueError("out of range")
+        return event_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise BadRequest(
+            "The cursor is not valid; use next_cursor from a previous page.", title="Invalid cursor"
+        ) from None
