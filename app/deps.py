@@ -28,7 +28,7 @@ class OAuth2ClientCredentials(OAuth2):
         )
         super().__init__(flows=flows, scheme_name="OAuth2", auto_error=False)
 
-    async def __call__(self, request: Request) -> str | None:
+    async def __call__(self, request: Request) -> str | None:  # type: ignore[override]
         authorization = request.headers.get("Authorization", "")
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():

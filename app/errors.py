@@ -80,6 +80,12 @@ class UnprocessableEntity(AppError):
     slug = "unprocessable"
 
 
+class ServiceUnavailable(AppError):
+    status = 503
+    title = "Service unavailable"
+    slug = "unavailable"
+
+
 def problem(
     status: int,
     title: str,

@@ -170,7 +170,7 @@ def verify_access_token(token: str, *, secret_key: str) -> Principal | None:
             return None
         _claims_cache.put(cache_key, claims)
     try:
-        role = Role(claims.get("role"))
+        role = Role(str(claims.get("role")))
     except ValueError:
         return None
     scopes = frozenset(str(claims.get("scope", "")).split()) & ROLE_SCOPES[role]

@@ -27,6 +27,12 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: _problem("Missing, invalid or expired access token."),
     403: _problem("Your role does not allow this."),
 }
-NOT_FOUND = {404: _problem("No such request, or it is not visible to you.")}
-CONFLICT = {409: _problem("Not allowed in the request's current status.")}
-VALIDATION = {422: _problem("The body or parameters are invalid; see `errors`.")}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: _problem("No such request, or it is not visible to you.")
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: _problem("Not allowed in the request's current status.")
+}
+VALIDATION: dict[int | str, dict[str, Any]] = {
+    422: _problem("The body or parameters are invalid; see `errors`.")
+}

@@ -4,6 +4,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.config import Settings
 from app.errors import Conflict
@@ -19,7 +20,7 @@ from app.security import (
 
 
 async def get_by_client_id(session: AsyncSession, client_id: str) -> Client | None:
-    result = await session.execute(select(Client).where(Client.client_id == client_id))
+    result = await session.execute(select(Client).where(col(Client.client_id) == client_id))
     return result.scalar_one_or_none()
 
 

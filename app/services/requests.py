@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.config import Settings
 from app.errors import BadRequest, Conflict, UnprocessableEntity
@@ -242,34 +243,38 @@ async def list_requests(
     """Newest first, keyset-paginated on (created_at, id)."""
     query = select(DsrRequest)
     if not principal.sees_all_requests:
-        query = query.where(DsrRequest.submitted_by == principal.client_id)
+        query = query.where(col(DsrRequest.submitted_by) == principal.client_id)
     if filters.status:
-        query = query.where(DsrRequest.status == filters.status)
+        query = query.where(col(DsrRequest.status) == filters.status)
     if filters.type:
-        query = query.where(DsrRequest.type == filters.type)
+        query = query.where(col(DsrRequest.type) == filters.type)
     if filters.overdue is True:
-        query = query.where(DsrRequest.status.in_(clock.RUNNING_STATUSES), DsrRequest.due_at < now)
+        query = query.where(
+            col(DsrRequest.status).in_(clock.RUNNING_STATUSES), col(DsrRequest.due_at) < now
+        )
     elif filters.overdue is False:
         query = query.where(
             or_(
-                DsrRequest.status.not_in(clock.RUNNING_STATUSES),
-                DsrRequest.due_at.is_(None),
-                DsrRequest.due_at >= now,
+                col(DsrRequest.status).not_in(clock.RUNNING_STATUSES),
+                col(DsrRequest.due_at).is_(None),
+                col(DsrRequest.due_at) >= now,
             )
         )
     if filters.due_before:
-        query = query.where(DsrRequest.due_date < filters.due_before)
+        query = query.where(col(DsrRequest.due_date) < filters.due_before)
     if filters.subject_email:
-        query = query.where(DsrRequest.subject_email == filters.subject_email)
+        query = query.where(col(DsrRequest.subject_email) == filters.subject_email)
     if cursor:
         created_at, row_id = decode_cursor(cursor)
         query = query.where(
             or_(
-                DsrRequest.created_at < created_at,
-                and_(DsrRequest.created_at == created_at, DsrRequest.id < row_id),
+                col(DsrRequest.created_at) < created_at,
+                and_(col(DsrRequest.created_at) == created_at, col(DsrRequest.id) < row_id),
             )
         )
-    query = query.order_by(DsrRequest.created_at.desc(), DsrRequest.id.desc()).limit(limit + 1)
+    query = query.order_by(col(DsrRequest.created_at).desc(), col(DsrRequest.id).desc()).limit(
+        limit + 1
+    )
     rows = list((await session.execute(query)).scalars())
     next_cursor = None
     if len(rows) > limit:
@@ -282,10 +287,10 @@ async def list_events(
     session: AsyncSession, *, dsr: DsrRequest, limit: int, cursor: str | None
 ) -> tuple[list[RequestEvent], str | None]:
     """Audit trail, oldest first."""
-    query = select(RequestEvent).where(RequestEvent.request_id == dsr.id)
+    query = select(RequestEvent).where(col(RequestEvent.request_id) == dsr.id)
     if cursor:
-        query = query.where(RequestEvent.id > decode_event_cursor(cursor))
-    query = query.order_by(RequestEvent.id).limit(limit + 1)
+        query = query.where(col(RequestEvent.id) > decode_event_cursor(cursor))
+    query = query.order_by(col(RequestEvent.id)).limit(limit + 1)
     rows = list((await session.execute(query)).scalars())
     next_cursor = None
     if len(rows) > limit:
