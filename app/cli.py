@@ -27,6 +27,8 @@ DEV_ADMIN_ID = "dev-admin"
 def alembic_config(database_url: str | None = None) -> Config:
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    # Keep the caller's logging: alembic.ini's config would silence the service's loggers.
+    config.attributes["configure_logging"] = False
     if database_url:
         config.attributes["database_url"] = database_url
     return config

@@ -299,7 +299,48 @@ class RejectionPublic(BaseModel):
     notice: str
 
 
+REQUEST_PUBLIC_EXAMPLE: dict[str, Any] = {
+    "id": "5f0c6a8e-3b7d-4c1e-9a51-2b8f0d3e6c11",
+    "type": "access",
+    "status": "in_progress",
+    "regulation": "uk_gdpr",
+    "channel": "email",
+    "received_at": "2026-09-03T09:12:00Z",
+    "external_ref": "CRM-4411",
+    "subject": {
+        "email": "jane@example.com",
+        "phone": None,
+        "name": "Jane Doe",
+        "customer_id": None,
+    },
+    "details": {"note": None},
+    "verification": {
+        "status": "verified",
+        "method": "document",
+        "verified_at": "2026-09-03T11:40:00Z",
+    },
+    "deadline": {
+        "clock_started_on": "2026-09-03",
+        "due_date": "2026-10-05",
+        "due_at": "2026-10-05T22:59:59Z",
+        "extended": False,
+        "paused_days": 0,
+        "paused_since": None,
+        "days_left": 32,
+        "overdue": False,
+    },
+    "rejection": None,
+    "completion_summary": None,
+    "created_at": "2026-09-03T09:12:01Z",
+    "updated_at": "2026-09-03T11:40:00Z",
+}
+
+
 class RequestPublic(BaseModel):
+    """A request as officers and integrations see it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [REQUEST_PUBLIC_EXAMPLE]})
+
     id: uuid.UUID
     type: RequestType
     status: RequestStatus
