@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from alembic import command
 from alembic.config import Config
 
-from alembic import command
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.models import utcnow

@@ -1,5 +1,6 @@
 """Async engine and the session dependency that owns each request's transaction."""
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,7 +20,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
     """Build the engine for ``DSR_DATABASE_URL`` with backend-appropriate options."""
     url = settings.database_url
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        # The driver logs every statement with its parameters at DEBUG: personal data.
+        logging.getLogger("aiosqlite").setLevel(logging.INFO)
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -29,6 +32,14 @@ def create_engine(settings: Settings) -> AsyncEngine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
+            # Let SQLAlchemy, not the driver, decide when transactions begin (see below).
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _sqlite_begin_immediate(connection: Any) -> None:
+            # Take the write lock up front: SQLite has no row locks, so this serialises
+            # read-modify-write actions exactly as FOR UPDATE does on PostgreSQL.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(
@@ -36,6 +47,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_pre_ping=True,
+        # Bound values are personal data: keep them out of logs and exception messages.
+        hide_parameters=True,
     )
 
 

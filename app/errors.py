@@ -1,12 +1,14 @@
 """One error hierarchy rendered as RFC 9457 ``application/problem+json``."""
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 logger = logging.getLogger("app.errors")
 
@@ -105,15 +107,55 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+# Field names in our schemas look like this; anything else in a location (a client's unknown
+# key, which could be an email address or a phone number) is not echoed back.
+_SAFE_LOC_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,63}")
+_REDACTED = "<redacted>"
+
+
+def _safe_location(loc: Any) -> list[str]:
+    safe = []
+    for part in loc or ():
+        if isinstance(part, int) or _SAFE_LOC_PART.fullmatch(str(part)):
+            safe.append(str(part))
+        else:
+            safe.append(_REDACTED)
+    return safe
+
+
+def _safe_message(error: dict[str, Any]) -> str:
+    error_type = error.get("type")
+    if error_type == "json_invalid":
+        return "malformed JSON"
+    if error_type == "union_tag_invalid":
+        # pydantic's message quotes the submitted tag, which is arbitrary client text.
+        expected = re.findall(r"'([^']*)'", str((error.get("ctx") or {}).get("expected_tags", "")))
+        allowed = ", ".join(f"'{tag}'" for tag in dict.fromkeys(expected))
+        return f"Input tag does not match any of the expected tags: {allowed}"
+    message = str(error.get("msg", "invalid value"))
+    submitted = error.get("input")
+    # Defence in depth: never hand the submitted value back inside a message.
+    if isinstance(submitted, str) and len(submitted) >= 3 and submitted in message:
+        message = message.replace(submitted, _REDACTED)
+    return message
+
+
 def _safe_validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     """Location and message only: pydantic's ``input``/``ctx`` could echo personal data."""
     safe = []
     for error in exc.errors():
-        location = [str(part) for part in error.get("loc", ())]
-        message = str(error.get("msg", "invalid value"))
-        if error.get("type") == "json_invalid":
-            message = "malformed JSON"
-        safe.append({"loc": location, "msg": message, "type": error.get("type", "value_error")})
+        location = _safe_location(error.get("loc", ()))
+        if error.get("type") == "union_tag_invalid":
+            discriminator = str((error.get("ctx") or {}).get("discriminator", "")).strip("'")
+            if _SAFE_LOC_PART.fullmatch(discriminator):
+                location.append(discriminator)
+        safe.append(
+            {
+                "loc": location,
+                "msg": _safe_message(error),
+                "type": error.get("type", "value_error"),
+            }
+        )
     return safe
 
 
@@ -127,6 +169,21 @@ _HTTP_TITLES = {
     413: "Request body too large",
     415: "Unsupported media type",
 }
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route fully serves at this path (routers may be nested)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -156,13 +213,19 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         title = _HTTP_TITLES.get(exc.status_code, "Error")
         detail = exc.detail if isinstance(exc.detail, str) else title
         if exc.status_code == 404:
             detail = "No such resource."
         status = exc.status_code if 400 <= exc.status_code < 500 else 400
-        return problem(status, title, detail, headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # Starlette's Allow names only the first route on the path; RFC 9110 wants all.
+            allowed = _allowed_methods(request)
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
+        return problem(status, title, detail, headers=headers or None)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

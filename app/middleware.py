@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 import time
 from typing import Any
 
@@ -14,11 +15,20 @@ access_logger = logging.getLogger("app.access")
 FORM_PATHS = {"/v1/oauth/token"}
 JSON_TYPES = ("application/json",)
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# A JSON \u0000 escape: an odd number of backslashes before "u0000" (an even number is an
+# escaped backslash followed by the literal text "u0000").
+_ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
-async def _send_problem(send: Send, status: int, title: str, detail: str) -> None:
+async def _send_problem(send: Send, status: int, title: str, detail: str, **extra: Any) -> None:
     body = json.dumps(
-        {"type": f"{PROBLEM_BASE}http-{status}", "title": title, "status": status, "detail": detail}
+        {
+            "type": f"{PROBLEM_BASE}http-{status}",
+            "title": title,
+            "status": status,
+            "detail": detail,
+            **extra,
+        }
     ).encode()
     await send(
         {
@@ -48,6 +58,13 @@ async def _send_too_large(send: Send, limit: int) -> None:
 
 def _media_type(headers: dict[bytes, bytes]) -> str:
     return headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
+
+
+def _form_has_nul(body: bytes, media_type: str) -> bool:
+    """A NUL in a form field: raw, or percent-encoded in a urlencoded body."""
+    if b"\x00" in body:
+        return True
+    return media_type == "application/x-www-form-urlencoded" and b"%00" in body
 
 
 def _is_json(media_type: str) -> bool:
@@ -105,15 +122,30 @@ class BodyHygieneMiddleware:
             more = message.get("more_body", False)
         body = b"".join(chunks)
         if expects_form:
+            # PostgreSQL cannot store or compare text holding NUL: refuse it here, as for JSON.
+            if _form_has_nul(body, media_type):
+                await _send_problem(
+                    send,
+                    400,
+                    "Invalid request",
+                    "Form fields must not contain NUL characters.",
+                    error="invalid_request",
+                )
+                return
             await self.app(
                 scope,
                 _replay([{"type": "http.request", "body": body, "more_body": False}], receive),
                 send,
             )
             return
-        if b"\\u0000" in body or b"\x00" in body:
+        if b"\x00" in body or _ESCAPED_NUL.search(body):
+            # Same shape as any other validation failure, so clients can rely on `errors`.
             await _send_problem(
-                send, 422, "Validation failed", "Text fields must not contain NUL characters."
+                send,
+                422,
+                "Validation failed",
+                "Text fields must not contain NUL characters.",
+                errors=[{"loc": ["body"], "msg": "must not contain NUL characters", "type": "nul"}],
             )
             return
         await self.app(

@@ -1,7 +1,7 @@
 """Request and response models of the API, with the examples shown in ``/docs``."""
 
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -67,7 +67,8 @@ def normalise_phone(value: str, default_region: str = "GB") -> str:
         number = phonenumbers.parse(value, default_region)
     except phonenumbers.NumberParseException:
         raise ValueError("not a valid phone number") from None
-    if not phonenumbers.is_valid_number(number):
+    # "Possible", not "valid": Ofcom's drama ranges (01632 960xxx) are real test numbers.
+    if not phonenumbers.is_possible_number(number):
         raise ValueError("not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
@@ -142,6 +143,10 @@ class ObjectionDetails(StrictModel):
 # ---------------------------------------------------------------- create
 
 
+# Earliest receipt date accepted: older dates are typing errors, not back-dated post.
+EARLIEST_RECEIPT = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 class RequestCreateBase(StrictModel):
     subject: Subject
     regulation: Regulation = Regulation.UK_GDPR
@@ -159,6 +164,13 @@ class RequestCreateBase(StrictModel):
         "`sub` = the subject's email or customer_id, `iat`, `exp` at most 10 minutes after "
         "`iat`, a single-use `jti`. When valid, the request starts `in_progress`.",
     )
+
+    @field_validator("received_at")
+    @classmethod
+    def _plausible_receipt(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value < EARLIEST_RECEIPT:
+            raise ValueError("must be on or after 2000-01-01")
+        return value
 
 
 class AccessCreate(RequestCreateBase):

@@ -14,24 +14,35 @@ from tests.conftest import make_settings
 
 def _dsr(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DSR_DATABASE_URL": database_url, "DSR_SECRET_KEY": "cli-test-key-" * 3}
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 async def test_clients_create_prints_working_credentials(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
     assert _dsr("migrate", database_url=url).returncode == 0
-    result = _dsr("clients", "create", "--name", "Acme CRM", "--role", "integration",
-                  database_url=url)
+    result = _dsr(
+        "clients", "create", "--name", "Acme CRM", "--role", "integration", database_url=url
+    )
     assert result.returncode == 0, result.stderr
     client_id = re.search(r"client_id=(\S+)", result.stdout)
     secret = re.search(r"client_secret=(\S+)", result.stdout)
     assert client_id and secret
     app = create_app(make_settings(url, secret_key="cli-test-key-" * 3))
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client:
-        token = await client.post("/v1/oauth/token", data={
-            "grant_type": "client_credentials", "client_id": client_id.group(1),
-            "client_secret": secret.group(1)})
+        token = await client.post(
+            "/v1/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client_id.group(1),
+                "client_secret": secret.group(1),
+            },
+        )
     await app.state.engine.dispose()
     assert token.status_code == 200
     assert token.json()["scope"] == "requests:read requests:submit"
@@ -51,8 +62,10 @@ async def test_bootstrap_admin_is_created_once(database_url: str) -> None:
         async with app.router.lifespan_context(app):
             transport = ASGITransport(app=app)
             async with AsyncClient(transport=transport, base_url="http://t") as client:
-                token = await client.post("/v1/oauth/token", auth=(
-                    settings.admin_client_id or "", settings.admin_client_secret or ""),
-                    data={"grant_type": "client_credentials"})
+                token = await client.post(
+                    "/v1/oauth/token",
+                    auth=(settings.admin_client_id or "", settings.admin_client_secret or ""),
+                    data={"grant_type": "client_credentials"},
+                )
         assert token.status_code == 200
         assert "clients:manage" in token.json()["scope"]

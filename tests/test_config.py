@@ -9,8 +9,15 @@ STRONG_KEY = "k" * 40
 
 
 def test_development_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ["DSR_ENV", "DSR_DATABASE_URL", "DSR_TIMEZONE", "DSR_HOLIDAY_COUNTRY",
-                 "DSR_HOLIDAY_SUBDIVISION", "DSR_WEBHOOK_ALLOW_PRIVATE", "DSR_DEMO"]:
+    for name in [
+        "DSR_ENV",
+        "DSR_DATABASE_URL",
+        "DSR_TIMEZONE",
+        "DSR_HOLIDAY_COUNTRY",
+        "DSR_HOLIDAY_SUBDIVISION",
+        "DSR_WEBHOOK_ALLOW_PRIVATE",
+        "DSR_DEMO",
+    ]:
         monkeypatch.delenv(name, raising=False)
     settings = Settings()
     assert settings.env == "development"
@@ -39,8 +46,12 @@ def test_production_accepts_a_strong_secret_and_refuses_private_webhooks() -> No
 
 def test_production_refuses_a_weak_admin_secret() -> None:
     with pytest.raises(ValidationError, match="DSR_ADMIN_CLIENT_SECRET"):
-        Settings(env="production", secret_key=STRONG_KEY, admin_client_id="admin",
-                 admin_client_secret="admin")
+        Settings(
+            env="production",
+            secret_key=STRONG_KEY,
+            admin_client_id="admin",
+            admin_client_secret="admin",
+        )
 
 
 @pytest.mark.parametrize("subdivision", ["ENG", "WLS", "SCT", "NIR"])

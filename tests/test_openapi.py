@@ -16,14 +16,21 @@ def spec() -> dict[str, Any]:
 
 
 def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    return [(path, method, op) for path, item in spec["paths"].items()
-            for method, op in item.items()]
+    return [
+        (path, method, op) for path, item in spec["paths"].items() for method, op in item.items()
+    ]
 
 
 def test_description_explains_lifecycle_and_deadlines(spec: dict[str, Any]) -> None:
     description = spec["info"]["description"]
-    for phrase in ["awaiting_verification", "calendar month", "Stop the clock", "CCPA",
-                   "Extension", "problem+json"]:
+    for phrase in [
+        "awaiting_verification",
+        "calendar month",
+        "Stop the clock",
+        "CCPA",
+        "Extension",
+        "problem+json",
+    ]:
         assert phrase in description
 
 
@@ -42,8 +49,14 @@ def test_every_operation_has_summary_docstring_tag_and_errors(spec: dict[str, An
 
 def test_request_creation_has_examples_for_every_type(spec: dict[str, Any]) -> None:
     body = spec["paths"]["/v1/requests"]["post"]["requestBody"]["content"]["application/json"]
-    assert set(body["examples"]) == {"access", "rectification", "erasure", "restriction",
-                                     "portability", "objection"}
+    assert set(body["examples"]) == {
+        "access",
+        "rectification",
+        "erasure",
+        "restriction",
+        "portability",
+        "objection",
+    }
 
 
 def test_swagger_authorize_uses_client_credentials(spec: dict[str, Any]) -> None:

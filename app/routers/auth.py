@@ -78,7 +78,7 @@ async def issue_token(
     basic = _basic_credentials(request)
     if basic is not None:
         client_id, client_secret = basic
-    if not client_id or not client_secret:
+    if not client_id or not client_secret or "\x00" in client_id + client_secret:
         raise _oauth_error(
             InvalidClient,
             "invalid_client",

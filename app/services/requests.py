@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -263,7 +263,10 @@ async def list_requests(
     if filters.due_before:
         query = query.where(col(DsrRequest.due_date) < filters.due_before)
     if filters.subject_email:
-        query = query.where(col(DsrRequest.subject_email) == filters.subject_email)
+        # Case-insensitive: people and CRMs rarely agree on the case of the local part.
+        query = query.where(
+            func.lower(col(DsrRequest.subject_email)) == filters.subject_email.lower()
+        )
     if cursor:
         created_at, row_id = decode_cursor(cursor)
         query = query.where(
