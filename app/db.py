@@ -46,7 +46,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
-        pool_pre_ping=True,
+        # No pre-ping (three round trips per checkout); recycle instead, and a connection
+        # lost anyway answers 503 (see errors.py) so the caller retries.
+        pool_recycle=1800,
         # Bound values are personal data: keep them out of logs and exception messages.
         hide_parameters=True,
     )

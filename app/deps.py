@@ -41,7 +41,8 @@ oauth2_scheme = OAuth2ClientCredentials(token_url="/v1/oauth/token")
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-def get_settings_from_app(request: Request) -> Settings:
+async def get_settings_from_app(request: Request) -> Settings:
+    # async: a plain def would cost a thread-pool hop on every request.
     settings: Settings = request.app.state.settings
     return settings
 

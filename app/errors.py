@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -226,6 +227,21 @@ def install_error_handlers(app: FastAPI) -> None:
             if allowed:
                 headers["Allow"] = ", ".join(allowed)
         return problem(status, title, detail, headers=headers or None)
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
+        # A dropped or unreachable database is transient: ask the caller to retry.
+        if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+            logger.warning("database unavailable: %s", type(exc.orig).__name__)
+            return problem(
+                503,
+                "Service unavailable",
+                "The database is unavailable; retry shortly.",
+                slug="unavailable",
+                headers={"Retry-After": "1"},
+            )
+        logger.error("database error: %s", type(exc.orig).__name__)
+        return problem(500, "Internal error", "The service could not process this request.")
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -4,7 +4,7 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from app.deps import (
     Officer,
@@ -71,7 +71,7 @@ async def create_request(
             "original response; the same key with another body is refused (409).",
         ),
     ] = None,
-) -> JSONResponse:
+) -> Response:
     """Log a request from a data subject, received through any channel.
 
     The request is timed from the day it was received (`received_at`, which you may
@@ -102,9 +102,10 @@ async def create_request(
         idempotency_key=idempotency_key,
         fingerprint=fingerprint,
     )
-    return JSONResponse(
-        public.model_dump(mode="json"),
+    return Response(
+        public.model_dump_json(),
         status_code=201,
+        media_type="application/json",
         headers={"Location": f"/v1/requests/{public.id}"},
     )
 

@@ -123,6 +123,8 @@ async def create_request(
     subject = payload.subject
     details = payload.details.model_dump(mode="json") if hasattr(payload, "details") else {}
     dsr = DsrRequest(
+        # Explicit id: SQLModel's default_factory path inspects signatures on every call.
+        id=uuid.uuid4(),
         type=payload.type,  # type: ignore[attr-defined]
         status=RequestStatus.AWAITING_VERIFICATION.value,
         regulation=payload.regulation.value,
@@ -153,28 +155,35 @@ async def create_request(
         dsr.verified_at = now
         # Identity came with the request, so the clock runs from receipt.
         clock.start_clock(dsr, settings, started_on=clock.today(settings, received_at))
-    session.add(dsr)
-    events.record(
-        session,
-        dsr=dsr,
-        settings=settings,
-        now=now,
-        actor=principal.client_id,
-        audit_type="request.received",
-        audit_data={"channel": dsr.channel, "verification": dsr.verification_method},
-        webhook_event="request.received",
-    )
-    if dsr.status == RequestStatus.IN_PROGRESS:
-        events.record(
-            session,
+    received = {"channel": dsr.channel, "verification": dsr.verification_method}
+    audit_rows = [
+        events.audit_row(
             dsr=dsr,
-            settings=settings,
             now=now,
             actor=principal.client_id,
-            audit_type="request.verified",
-            audit_data={"method": "identity_assertion"},
-            webhook_event="request.verified",
+            audit_type="request.received",
+            audit_data=received,
         )
+    ]
+    outbox_rows = [
+        events.outbox_row(dsr=dsr, settings=settings, now=now, webhook_event="request.received")
+    ]
+    if dsr.status == RequestStatus.IN_PROGRESS:
+        audit_rows.append(
+            events.audit_row(
+                dsr=dsr,
+                now=now,
+                actor=principal.client_id,
+                audit_type="request.verified",
+                audit_data={"method": "identity_assertion"},
+            )
+        )
+        outbox_rows.append(
+            events.outbox_row(dsr=dsr, settings=settings, now=now, webhook_event="request.verified")
+        )
+    await events.insert_new_request(
+        session, dsr=dsr, audit_rows=audit_rows, outbox_rows=outbox_rows
+    )
     public = to_public(dsr, settings, now)
     if idempotency_key is not None and fingerprint is not None:
         try:
@@ -195,8 +204,6 @@ async def create_request(
                 "retry to receive its response.",
                 title="Idempotency key in use",
             ) from None
-    else:
-        await session.flush()
     return dsr, public
 
 
