@@ -1,0 +1,701 @@
+#!/usr/bin/env python3
+"""Throughput and latency of POST /v1/requests against a bare FastAPI endpoint.
+
+Run from the project root:  .venv/bin/python bench/intake.py [--duration 20] [--workers 1]
+
+What it does (see bench/README.md):
+ 1. creates a fresh PostgreSQL database, migrates it (``dsr migrate``), creates an integration
+    client (``dsr clients create``), starts the service with uvicorn on a free loopback port and
+    gets a bearer token;
+ 2. starts bench/hello_app.py (one ``GET /hello``) with the same uvicorn flags on another port;
+ 3. runs wrk against each, one after the other, after a short warm-up;
+ 4. prints requests/s, p50, p99 and non-2xx per target, the intake/bare ratio, whether the
+    goals hold, and checks that every 201 response has its row in the ``requests`` table;
+ 5. stops both servers and drops the database.
+
+All traffic stays on 127.0.0.1. Exit code: 0 goals met and nothing lost, 1 a goal missed,
+2 a request was lost (201 without a row), 3 the benchmark could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+HOST = "127.0.0.1"
+
+GOAL_RATIO = 0.30  # intake requests/s >= 0.30 x bare requests/s
+GOAL_P99_MS = 50.0  # intake p99 < 50 ms
+
+SAMPLE_BODY = {
+    "type": "access",
+    "subject": {
+        "email": "Jane.Doe@Example.com",
+        "name": "Jane Doe",
+        "phone": "+44 20 7946 0018",
+    },
+    "channel": "email",
+    "external_ref": "sanity-check",
+    "details": {"note": "Copy of all personal data held, including call recordings."},
+}
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- database
+
+
+def _dsn(url: str, database: str | None = None) -> tuple[str, str]:
+    """(asyncpg DSN, database name) for a SQLAlchemy URL; optionally another database."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("postgresql"):
+        raise BenchError("--postgres-url must be a postgresql URL")
+    if parsed.host not in (None, "127.0.0.1", "localhost", "::1"):
+        raise BenchError("the benchmark only talks to a loopback PostgreSQL")
+    name = parsed.database or "dsr_bench"
+    target = parsed.set(drivername="postgresql", database=database or name)
+    return target.render_as_string(hide_password=False), name
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def _admin(url: str, maintenance_db: str, *statements: str) -> None:
+    dsn, _ = _dsn(url, maintenance_db)
+    conn = await asyncpg.connect(dsn)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def recreate_database(url: str, maintenance_db: str) -> str:
+    _, name = _dsn(url)
+    quoted = _quote_ident(name)
+    asyncio.run(
+        _admin(
+            url,
+            maintenance_db,
+            f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)",
+            f"CREATE DATABASE {quoted}",
+        )
+    )
+    return name
+
+
+def drop_database(url: str, maintenance_db: str) -> None:
+    _, name = _dsn(url)
+    asyncio.run(
+        _admin(url, maintenance_db, f"DROP DATABASE IF EXISTS {_quote_ident(name)} WITH (FORCE)")
+    )
+
+
+async def _fetch_refs(url: str, prefix: str) -> list[str]:
+    dsn, _ = _dsn(url)
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT external_ref FROM requests WHERE external_ref LIKE $1", prefix + "%"
+        )
+        return [row["external_ref"] for row in rows]
+    finally:
+        await conn.close()
+
+
+async def _count_table(url: str, table: str) -> int:
+    dsn, _ = _dsn(url)
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval(f"SELECT count(*) FROM {_quote_ident(table)}"))
+    finally:
+        await conn.close()
+
+
+def settled_refs(url: str, prefix: str, timeout: float = 15.0) -> list[str]:
+    """The run's rows once the server has finished what wrk left in flight."""
+    deadline = time.monotonic() + timeout
+    previous = -1
+    stable = 0
+    refs: list[str] = []
+    while time.monotonic() < deadline:
+        refs = asyncio.run(_fetch_refs(url, prefix))
+        stable = stable + 1 if len(refs) == previous else 0
+        if stable >= 2:
+            break
+        previous = len(refs)
+        time.sleep(0.5)
+    return refs
+
+
+# ---------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def run_checked(cmd: list[str], env: dict[str, str], what: str) -> str:
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        raise BenchError(f"{what} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def base(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
+        # The server was started in its own session: signal its process group (our own children).
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=5)
+
+
+def start_server(
+    name: str, app: str, *, workers: int, env: dict[str, str], logs: Path, app_dir: Path | None
+) -> Server:
+    port = free_port()
+    cmd = [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port)]
+    cmd += ["--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+    if app_dir is not None:
+        cmd += ["--app-dir", str(app_dir)]
+    log_path = logs / f"{name}.log"
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return Server(name=name, port=port, proc=proc, log_path=log_path)
+
+
+def wait_ready(server: Server, path: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise BenchError(f"{server.name} exited early:\n{server.log_tail()}")
+        try:
+            with urllib.request.urlopen(server.base + path, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise BenchError(f"{server.name} not ready after {timeout:.0f}s:\n{server.log_tail()}")
+
+
+def http_json(
+    method: str, url: str, *, data: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        try:
+            return exc.code, json.loads(body)
+        except ValueError:
+            return exc.code, body.decode(errors="replace")
+
+
+def get_token(server: Server, client_id: str, client_secret: str) -> str:
+    form = urllib.parse.urlencode(
+        {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret}
+    ).encode()
+    status, body = http_json(
+        "POST",
+        server.base + "/v1/oauth/token",
+        data=form,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    if status != 200 or not isinstance(body, dict) or "access_token" not in body:
+        raise BenchError(f"token request failed: {status} {body}")
+    return str(body["access_token"])
+
+
+# ---------------------------------------------------------------- wrk
+
+
+@dataclass
+class WrkResult:
+    target: str
+    values: dict[str, float] = field(default_factory=dict)
+    raw: str = ""
+
+    @property
+    def rps(self) -> float:
+        return self.values["requests"] / (self.values["duration_us"] / 1e6)
+
+    @property
+    def p50_ms(self) -> float:
+        return self.values["p50_us"] / 1000
+
+    @property
+    def p99_ms(self) -> float:
+        return self.values["p99_us"] / 1000
+
+    @property
+    def non2xx(self) -> int:
+        return int(self.values["non2xx"])
+
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        """Server CPU (all its processes) per completed request during the measured run."""
+        cpu = self.values.get("server_cpu_s")
+        return None if cpu is None else 1000 * cpu / self.values["requests"]
+
+    @property
+    def socket_errors(self) -> int:
+        return int(
+            sum(self.values.get(f"errors_{k}", 0) for k in ("connect", "read", "write", "timeout"))
+        )
+
+
+def run_wrk(
+    target: str,
+    script: Path,
+    url: str,
+    *,
+    duration: float,
+    connections: int,
+    threads: int,
+    env: dict[str, str],
+) -> WrkResult:
+    cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(duration))}s"]
+    cmd += ["--timeout", "10s", "--latency", "-s", str(script), url]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration + 120)
+    if result.returncode != 0:
+        raise BenchError(f"wrk failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    values: dict[str, float] = {}
+    for line in result.stdout.splitlines():
+        if line.startswith("BENCH ") and "=" in line:
+            key, _, value = line[len("BENCH ") :].partition("=")
+            values[key.strip()] = float(value)
+    missing = {"requests", "duration_us", "p50_us", "p99_us", "non2xx"} - values.keys()
+    if missing or values["requests"] <= 0:
+        raise BenchError(f"could not parse wrk output (missing {missing}):\n{result.stdout}")
+    return WrkResult(target=target, values=values, raw=result.stdout)
+
+
+def _process_tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def cpu_seconds(root: int) -> float | None:
+    """User + system CPU of a process and its descendants (Linux /proc), else None."""
+    total = 0.0
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+        for pid in _process_tree(root):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    except (OSError, ValueError):
+        return None
+    return total
+
+
+def start_py_spy(output: str, pid: int, duration: float) -> subprocess.Popen[bytes] | None:
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(py_spy).exists():
+        log("py-spy not found (.venv/bin/pip install py-spy); profiling skipped")
+        return None
+    fmt = (
+        "speedscope"
+        if output.endswith(".json")
+        else ("raw" if output.endswith(".txt") else "flamegraph")
+    )
+    cmd = [py_spy, "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--rate", "250"]
+    cmd += ["--duration", str(max(1, round(duration))), "--format", fmt, "--output", output]
+    log(f"py-spy recording the intake server to {output} ({fmt})")
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=20, help="seconds per measured run")
+    parser.add_argument("--warmup", type=float, default=3, help="seconds of warm-up per target")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--postgres-url",
+        default="postgresql+asyncpg://postgres@127.0.0.1:5432/dsr_bench",
+        help="database to create, use and drop (its name is the benchmark database)",
+    )
+    parser.add_argument(
+        "--maintenance-db", default="postgres", help="database to connect to for CREATE/DROP"
+    )
+    parser.add_argument("--only", choices=["intake", "bare"], help="run one target only")
+    parser.add_argument(
+        "--intake-app",
+        default="app.main:app",
+        help="ASGI app of the service (for A/B experiments; "
+        "modules are looked up in the project root and bench/)",
+    )
+    parser.add_argument("--keep-db", action="store_true", help="do not drop the database")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument(
+        "--py-spy",
+        metavar="PATH",
+        help="profile the intake server with py-spy during its measured run "
+        "(.svg flamegraph, .json speedscope, .txt collapsed stacks)",
+    )
+    args = parser.parse_args(argv)
+    if args.threads > args.connections:
+        parser.error("--threads must not exceed --connections")
+    return args
+
+
+def service_env(database_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DSR_")}
+    env.update(
+        # The project root stays importable when uvicorn --app-dir points at bench/.
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        DSR_DATABASE_URL=database_url,
+        DSR_SECRET_KEY=secrets.token_urlsafe(48),
+        DSR_ENV="production",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def format_table(results: list[WrkResult]) -> str:
+    head = (
+        f"{'target':<8} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} "
+        f"{'sock err':>8} {'srv CPU ms/req':>15}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in results:
+        cpu = r.cpu_ms_per_request
+        lines.append(
+            f"{r.target:<8} {r.rps:>10.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
+            f"{r.non2xx:>8d} {r.socket_errors:>8d} {'-' if cpu is None else f'{cpu:.3f}':>15}"
+        )
+    return "\n".join(lines)
+
+
+def bench(args: argparse.Namespace, logs: Path) -> int:
+    if shutil.which("wrk") is None:
+        raise BenchError("wrk is not installed")
+    bin_dir = Path(sys.executable).parent
+    dsr = str(bin_dir / "dsr")
+    servers: list[Server] = []
+    db_created = False
+    report: dict[str, Any] = {
+        "duration_s": args.duration,
+        "connections": args.connections,
+        "threads": args.threads,
+        "workers": args.workers,
+        "cpus": os.cpu_count(),
+    }
+    results: list[WrkResult] = []
+    verification: dict[str, Any] | None = None
+    try:
+        intake = bare = None
+        if args.only != "bare":
+            name = recreate_database(args.postgres_url, args.maintenance_db)
+            db_created = True
+            log(f"created database {name}")
+            env = service_env(args.postgres_url)
+            run_checked([dsr, "migrate"], env, "dsr migrate")
+            out = run_checked(
+                [dsr, "clients", "create", "--name", "bench", "--role", "integration"],
+                env,
+                "dsr clients create",
+            )
+            creds = dict(
+                line.split("=", 1) for line in out.splitlines() if line.startswith("client_")
+            )
+            if not {"client_id", "client_secret"} <= creds.keys():
+                raise BenchError(f"unexpected `dsr clients create` output:\n{out}")
+            intake = start_server(
+                "intake",
+                args.intake_app,
+                workers=args.workers,
+                env=env,
+                logs=logs,
+                app_dir=None if args.intake_app.startswith("app.") else BENCH_DIR,
+            )
+            servers.append(intake)
+        if args.only != "intake":
+            bare = start_server(
+                "bare",
+                "hello_app:app",
+                workers=args.workers,
+                env=service_env(args.postgres_url),
+                logs=logs,
+                app_dir=BENCH_DIR,
+            )
+            servers.append(bare)
+
+        wrk_env = dict(os.environ)
+        if intake is not None:
+            wait_ready(intake, "/healthz")
+            wait_ready(intake, "/readyz")
+            token = get_token(intake, creds["client_id"], creds["client_secret"])
+            status, body = http_json(
+                "POST",
+                intake.base + "/v1/requests",
+                data=json.dumps(SAMPLE_BODY).encode(),
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
+            if status != 201:
+                raise BenchError(f"sanity POST /v1/requests answered {status}: {body}")
+            wrk_env["BENCH_TOKEN"] = token
+        if bare is not None:
+            wait_ready(bare, "/hello")
+        log(f"servers up ({args.workers} worker(s) each); logs in {logs}")
+
+        common = {"connections": args.connections, "threads": args.threads}
+        if bare is not None:
+            url = bare.base + "/hello"
+            log(f"bare: warm-up {args.warmup:g}s")
+            run_wrk(
+                "bare",
+                BENCH_DIR / "get_hello.lua",
+                url,
+                duration=args.warmup,
+                env=wrk_env,
+                **common,
+            )
+            log(f"bare: measuring {args.duration:g}s")
+            cpu_before = cpu_seconds(bare.proc.pid)
+            result = run_wrk(
+                "bare",
+                BENCH_DIR / "get_hello.lua",
+                url,
+                duration=args.duration,
+                env=wrk_env,
+                **common,
+            )
+            cpu_after = cpu_seconds(bare.proc.pid)
+            if cpu_before is not None and cpu_after is not None:
+                result.values["server_cpu_s"] = cpu_after - cpu_before
+            results.append(result)
+        if intake is not None:
+            url = intake.base + "/v1/requests"
+            script = BENCH_DIR / "post_request.lua"
+            log(f"intake: warm-up {args.warmup:g}s")
+            run_wrk(
+                "intake",
+                script,
+                url,
+                duration=args.warmup,
+                env={**wrk_env, "BENCH_RUN": "warm"},
+                **common,
+            )
+            run_id = f"m{secrets.token_hex(4)}"
+            acked_file = logs / "acked.txt"
+            spy = start_py_spy(args.py_spy, intake.proc.pid, args.duration) if args.py_spy else None
+            log(f"intake: measuring {args.duration:g}s")
+            cpu_before = cpu_seconds(intake.proc.pid)
+            result = run_wrk(
+                "intake",
+                script,
+                url,
+                duration=args.duration,
+                env={**wrk_env, "BENCH_RUN": run_id, "BENCH_ACKED_FILE": str(acked_file)},
+                **common,
+            )
+            cpu_after = cpu_seconds(intake.proc.pid)
+            if cpu_before is not None and cpu_after is not None:
+                result.values["server_cpu_s"] = cpu_after - cpu_before
+            results.append(result)
+            if spy is not None:
+                try:
+                    _, err = spy.communicate(timeout=60)
+                    if spy.returncode != 0:
+                        log(f"py-spy failed: {err.decode(errors='replace')[-2000:]}")
+                except subprocess.TimeoutExpired:
+                    spy.kill()
+                    spy.wait()
+            # Never loses a request: every 201 has its row; rows without a 201 can only be the
+            # requests wrk left in flight when it stopped.
+            acked = [line for line in acked_file.read_text().splitlines() if line]
+            rows = settled_refs(args.postgres_url, run_id + "-")
+            row_set, acked_set = set(rows), set(acked)
+            answered = int(result.values.get("requests", 0))
+            unanswered = max(0, int(result.values.get("sent", 0)) - answered)
+            missing = acked_set - row_set
+            unexpected = row_set - acked_set
+            verification = {
+                "responses_201": int(result.values.get("created", 0)),
+                "acked_refs": len(acked),
+                "rows_in_db": len(rows),
+                "distinct_rows": len(row_set),
+                "missing_rows": len(missing),
+                "rows_without_201": len(unexpected),
+                "unanswered_at_cutoff": unanswered,
+                "events_rows_total": asyncio.run(_count_table(args.postgres_url, "request_events")),
+                "requests_rows_total": asyncio.run(_count_table(args.postgres_url, "requests")),
+            }
+            verification["lossless"] = (
+                not missing
+                and len(acked) == len(acked_set) == verification["responses_201"]
+                and len(rows) == len(row_set)
+                and len(unexpected) <= unanswered
+            )
+            verification["exact_equal"] = len(rows) == verification["responses_201"]
+    finally:
+        for server in servers:
+            server.stop()
+        if db_created and not args.keep_db:
+            try:
+                drop_database(args.postgres_url, args.maintenance_db)
+                log("dropped the benchmark database")
+            except Exception as exc:
+                log(f"could not drop the benchmark database: {exc}")
+
+    # ---------------------------------------------------------------- report
+    print()
+    print(
+        f"wrk: {args.duration:g}s, {args.connections} connections, {args.threads} threads; "
+        f"uvicorn --workers {args.workers}; {os.cpu_count()} CPUs"
+    )
+    print(format_table(results))
+    by_target = {r.target: r for r in results}
+    report["results"] = {
+        r.target: {
+            "rps": round(r.rps, 1),
+            "p50_ms": round(r.p50_ms, 2),
+            "p99_ms": round(r.p99_ms, 2),
+            "non2xx": r.non2xx,
+            "socket_errors": r.socket_errors,
+            "server_cpu_ms_per_request": (
+                None if r.cpu_ms_per_request is None else round(r.cpu_ms_per_request, 4)
+            ),
+            "raw": r.values,
+        }
+        for r in results
+    }
+    code = 0
+    if "intake" in by_target:
+        i = by_target["intake"]
+        p99_ok = i.p99_ms < GOAL_P99_MS
+        print()
+        if "bare" in by_target:
+            ratio = i.rps / by_target["bare"].rps
+            ratio_ok = ratio >= GOAL_RATIO
+            report["ratio"] = round(ratio, 3)
+            print(
+                f"intake/bare ratio: {ratio:.3f}  (goal >= {GOAL_RATIO:.2f}): "
+                f"{'PASS' if ratio_ok else 'FAIL'}"
+            )
+            code = 0 if ratio_ok else 1
+        verdict = "PASS" if p99_ok else "FAIL"
+        print(f"intake p99: {i.p99_ms:.2f} ms  (goal < {GOAL_P99_MS:g} ms): {verdict}")
+        code = code or (0 if p99_ok else 1)
+        if verification is not None:
+            v = verification
+            print(
+                f"never loses a request: {'PASS' if v['lossless'] else 'FAIL'}  "
+                f"(201 responses {v['responses_201']}, rows in db {v['rows_in_db']}, "
+                f"201 without row {v['missing_rows']}, rows without 201 {v['rows_without_201']} "
+                f"<= in flight at wrk cutoff {v['unanswered_at_cutoff']}; "
+                f"rows == 201s exactly: {v['exact_equal']})"
+            )
+            report["verification"] = v
+            if not v["lossless"]:
+                code = 2
+        if i.non2xx or i.socket_errors:
+            statuses = {k: int(v) for k, v in i.values.items() if k.startswith("status_")}
+            print(f"intake status counts: {statuses}; socket errors: {i.socket_errors}")
+    if args.json:
+        report["goals"] = {"ratio_min": GOAL_RATIO, "p99_max_ms": GOAL_P99_MS}
+        report["exit_code"] = code
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    def _terminate(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _terminate)
+    with tempfile.TemporaryDirectory(prefix="dsr-bench-") as tmp:
+        try:
+            return bench(args, Path(tmp))
+        except BenchError as exc:
+            log(str(exc))
+            return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
