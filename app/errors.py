@@ -7,7 +7,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -240,8 +246,29 @@ def install_error_handlers(app: FastAPI) -> None:
                 slug="unavailable",
                 headers={"Retry-After": "1"},
             )
+        if isinstance(exc, IntegrityError):
+            # A concurrent change won a uniqueness race; the caller can safely retry.
+            return problem(
+                409, "Conflict", "A concurrent change conflicted; retry.", slug="conflict"
+            )
+        if isinstance(exc, DataError):
+            return problem(
+                422, "Validation failed", "A value is out of the storable range.", slug="validation"
+            )
         logger.error("database error: %s", type(exc.orig).__name__)
         return problem(500, "Internal error", "The service could not process this request.")
+
+    @app.exception_handler(OSError)
+    async def _infrastructure_error(_request: Request, exc: OSError) -> JSONResponse:
+        # Refused or timed-out connections (the database before the driver wraps them).
+        logger.warning("backing service unavailable: %s", type(exc).__name__)
+        return problem(
+            503,
+            "Service unavailable",
+            "A backing service is unavailable; retry shortly.",
+            slug="unavailable",
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

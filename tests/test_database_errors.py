@@ -1,0 +1,73 @@
+"""Database failures answer problem+json with a status the caller can act on, never 500."""
+
+import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+
+from app.config import Settings
+from app.deps import SessionDep
+from app.main import create_app
+from app.models import Client, utcnow
+from app.security import Role, issue_access_token
+from app.services.clients import get_by_client_id
+from tests.conftest import TEST_SECRET_KEY, make_settings
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://postgres@127.0.0.1:1/test",  # nothing listens on port 1
+        "sqlite+aiosqlite:////nonexistent-directory/dsr.db",
+    ],
+    ids=["postgresql-down", "sqlite-unopenable"],
+)
+async def test_unreachable_database_is_503_with_retry_after(url: str) -> None:
+    app = create_app(Settings(database_url=url, secret_key=TEST_SECRET_KEY))
+    token = issue_access_token(
+        client_id="officer",
+        role=Role.OFFICER,
+        scopes=frozenset({"requests:read", "requests:read_all"}),
+        secret_key=TEST_SECRET_KEY,
+        ttl_seconds=60,
+    )
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client:
+        listed = await client.get("/v1/requests", headers={"Authorization": f"Bearer {token}"})
+        ready = await client.get("/readyz")
+    await app.state.engine.dispose()
+    for response in (listed, ready):
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+    assert listed.headers["retry-after"] == "1"
+
+
+def _app_with_duplicate_insert_route(settings: Settings) -> FastAPI:
+    app = create_app(settings)
+
+    @app.post("/test-only/duplicate-client")
+    async def duplicate_client(session: SessionDep) -> None:
+        for _ in range(2):  # the second flush violates the unique client_id
+            session.add(
+                Client(
+                    client_id="twin",
+                    name="Twin",
+                    role="officer",
+                    secret_hash="x",
+                    secret_encrypted="x",
+                    created_at=utcnow(),
+                )
+            )
+            await session.flush()
+
+    return app
+
+
+async def test_uniqueness_race_is_409_and_rolled_back(database_url: str) -> None:
+    app = _app_with_duplicate_insert_route(make_settings(database_url))
+    async with app.router.lifespan_context(app):
+        transport = ASGITransport(app=app)
+        async with AsyncClient(transport=transport, base_url="http://t") as client:
+            response = await client.post("/test-only/duplicate-client")
+        async with app.state.sessionmaker() as session:
+            assert await get_by_client_id(session, "twin") is None
+    assert response.status_code == 409
+    assert response.json()["title"] == "Conflict"
