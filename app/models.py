@@ -116,6 +116,9 @@ class DsrRequest(SQLModel, table=True):
     outcome_reason: str | None = Field(default=None, max_length=40)
     outcome_note: str | None = Field(default=None, max_length=4000)
     closed_at: datetime | None = timestamp(nullable=True)
+    # Sweeps announce each of these once, whichever worker gets there first.
+    due_soon_notified_at: datetime | None = timestamp(nullable=True)
+    overdue_notified_at: datetime | None = timestamp(nullable=True)
 
     created_at: datetime = timestamp()
     updated_at: datetime = timestamp()
@@ -145,6 +148,7 @@ class OutboxEvent(SQLModel, table=True):
     """A webhook event written in the same transaction as the change it announces."""
 
     __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_unpublished", "published_at", "created_at"),)
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     event_type: str = Field(max_length=60, index=True)
@@ -177,3 +181,72 @@ class UsedAssertion(SQLModel, table=True):
     issuer: str = Field(max_length=64, primary_key=True)
     jti: str = Field(max_length=200, primary_key=True)
     expires_at: datetime = timestamp()
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """A subscriber URL with its event filters and signing secrets (encrypted at rest)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    owner_client_id: str = Field(max_length=64, index=True)
+    # Admins' endpoints receive every request's events; others only their own requests'.
+    receives_all: bool = False
+    url: str = Field(max_length=2000)
+    events: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    description: str | None = Field(default=None, max_length=500)
+    secret_encrypted: str = Field(max_length=512)
+    previous_secret_encrypted: str | None = Field(default=None, max_length=512)
+    previous_secret_expires_at: datetime | None = timestamp(nullable=True)
+    active: bool = True
+    disabled_reason: str | None = Field(default=None, max_length=200)
+    disabled_at: datetime | None = timestamp(nullable=True)
+    # Start of the current run of failed attempts; cleared by any success.
+    failing_since: datetime | None = timestamp(nullable=True)
+    created_at: datetime = timestamp()
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one endpoint; its id is the stable ``webhook-id`` across retries."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    endpoint_id: uuid.UUID = Field(foreign_key="webhook_endpoints.id")
+    outbox_id: uuid.UUID | None = Field(default=None, foreign_key="outbox.id")
+    event_type: str = Field(max_length=60)
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # pending -> succeeded | failed (retries exhausted or endpoint disabled)
+    status: str = Field(default="pending", max_length=20)
+    attempt_count: int = 0
+    next_attempt_at: datetime = timestamp()
+    # Lease: a worker that dies mid-delivery loses its claim when this passes.
+    claimed_until: datetime | None = timestamp(nullable=True)
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = timestamp()
+    completed_at: datetime | None = timestamp(nullable=True)
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """One HTTP attempt of a delivery, for the delivery log."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index("ix_webhook_attempts_delivery_id_id", "delivery_id", "id"),)
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
+    )
+    delivery_id: uuid.UUID = Field(foreign_key="webhook_deliveries.id")
+    attempted_at: datetime = timestamp()
+    status_code: int | None = None
+    latency_ms: int = 0
+    error: str | None = Field(default=None, max_length=500)
+    succeeded: bool = False
