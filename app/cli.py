@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from app.db import create_engine, create_sessionmaker
 from app.models import utcnow
 from app.security import Role, new_client_secret
 from app.services import clients
+from app.worker import run_worker
 
 cli = typer.Typer(help="Data subject rights service.", no_args_is_help=True)
 clients_cli = typer.Typer(help="Manage API clients.", no_args_is_help=True)
@@ -85,6 +87,22 @@ def create_client(
     migrate_database(settings)
     client_id, secret = asyncio.run(_create_client(settings, name, role))
     typer.echo(f"client_id={client_id}\nclient_secret={secret}")
+
+
+@cli.command()
+def worker() -> None:
+    """Run the background worker: webhook delivery and deadline sweeps (stop with SIGTERM)."""
+    settings = get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await run_worker(settings, stop)
+
+    asyncio.run(main())
 
 
 @cli.command()

@@ -36,6 +36,18 @@ class Settings(BaseSettings):
     access_token_ttl: int = Field(default=3600, ge=60, le=86400, description="seconds")
     max_body_bytes: int = 1_048_576
     db_pool_size: int = 10
+    due_soon_days: int = Field(default=7, ge=0, le=60)
+    # Background work (outbox fan-out, webhook delivery, deadline sweeps).
+    run_worker_in_process: bool | None = Field(
+        default=None, description="default: on for SQLite (one machine), off for PostgreSQL"
+    )
+    worker_poll_interval: float = Field(default=0.25, gt=0, le=60)
+    worker_batch_size: int = Field(default=200, ge=1, le=5000)
+    worker_concurrency: int = Field(default=64, ge=1, le=1000)
+    sweep_interval: float = Field(default=60.0, gt=0)
+    webhook_timeout: float = Field(default=15.0, gt=0, le=60)
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+    webhook_disable_after_days: float = Field(default=5.0, gt=0)
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> "Settings":
@@ -44,6 +56,9 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"DSR_TIMEZONE {self.timezone!r} is not a known time zone") from exc
         validate_calendar(self.holiday_country, self.holiday_subdivision)
+        # A lease shorter than a request would let a second worker resend mid-delivery.
+        if self.webhook_lease_seconds <= self.webhook_timeout:
+            raise ValueError("DSR_WEBHOOK_LEASE_SECONDS must exceed DSR_WEBHOOK_TIMEOUT")
         if self.env == "production":
             if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
                 raise ValueError(
@@ -57,6 +72,12 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def worker_in_process(self) -> bool:
+        if self.run_worker_in_process is None:
+            return self.database_url.startswith("sqlite")
+        return self.run_worker_in_process
 
     @property
     def allow_private_webhooks(self) -> bool:

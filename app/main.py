@@ -1,5 +1,6 @@
 """ASGI application factory: ``app.main:app``."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,8 +12,10 @@ from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
 from app.middleware import AccessLogMiddleware, BodyHygieneMiddleware
 from app.models import utcnow
-from app.routers import auth, clients, health, requests
+from app.routers import auth, clients, health, requests, webhooks
 from app.services.clients import ensure_bootstrap_admin
+from app.webhook_docs import register_webhook_docs
+from app.worker import Worker
 
 logger = logging.getLogger("app")
 
@@ -61,7 +64,13 @@ TAGS = [
     {"name": "Request actions", "description": "What officers do to move a request along."},
     {"name": "Auth", "description": "OAuth2 client credentials."},
     {"name": "Clients", "description": "API clients (admin)."},
+    {
+        "name": "Webhooks",
+        "description": "Subscribe endpoints to signed event notifications; read and replay "
+        "their deliveries.",
+    },
     {"name": "Health", "description": "Liveness and readiness."},
+    {"name": "Webhook events", "description": "What your webhook endpoint receives."},
 ]
 
 
@@ -74,8 +83,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if await ensure_bootstrap_admin(session, settings=settings, now=utcnow()):
                 logger.info("created the bootstrap admin client")
             await session.commit()
-        yield
-        await app.state.engine.dispose()
+        stop = asyncio.Event()
+        worker_task = None
+        if settings.worker_in_process:
+            # The embedded default delivers webhooks without a separate `dsr worker`.
+            worker = Worker(settings, app.state.sessionmaker)
+            worker_task = asyncio.create_task(worker.run_forever(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker_task is not None:
+                await worker_task
+                await worker.close()
+            await app.state.engine.dispose()
 
     app = FastAPI(
         title="Data Subject Rights service",
@@ -89,12 +110,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = create_engine(settings)
     app.state.sessionmaker = create_sessionmaker(app.state.engine)
     install_error_handlers(app)
+    register_webhook_docs(app)
     app.add_middleware(BodyHygieneMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)
     app.include_router(auth.router)
     app.include_router(clients.router)
     app.include_router(requests.router)
     app.include_router(requests.actions)
+    app.include_router(webhooks.router)
     app.include_router(health.router)
     return app
 

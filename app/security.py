@@ -36,6 +36,7 @@ class Scope(StrEnum):
     REQUESTS_READ_ALL = "requests:read_all"
     REQUESTS_MANAGE = "requests:manage"
     CLIENTS_MANAGE = "clients:manage"
+    WEBHOOKS_MANAGE = "webhooks:manage"
 
 
 SCOPE_DESCRIPTIONS = {
@@ -44,12 +45,21 @@ SCOPE_DESCRIPTIONS = {
     Scope.REQUESTS_READ_ALL: "Read every request",
     Scope.REQUESTS_MANAGE: "Act on requests: verify, pause, extend, reject, complete",
     Scope.CLIENTS_MANAGE: "Manage API clients",
+    Scope.WEBHOOKS_MANAGE: "Manage webhook subscriptions (admins: every client's)",
 }
 
 ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
-    Role.INTEGRATION: frozenset({Scope.REQUESTS_SUBMIT, Scope.REQUESTS_READ}),
+    Role.INTEGRATION: frozenset(
+        {Scope.REQUESTS_SUBMIT, Scope.REQUESTS_READ, Scope.WEBHOOKS_MANAGE}
+    ),
     Role.OFFICER: frozenset(
-        {Scope.REQUESTS_SUBMIT, Scope.REQUESTS_READ, Scope.REQUESTS_READ_ALL, Scope.REQUESTS_MANAGE}
+        {
+            Scope.REQUESTS_SUBMIT,
+            Scope.REQUESTS_READ,
+            Scope.REQUESTS_READ_ALL,
+            Scope.REQUESTS_MANAGE,
+            Scope.WEBHOOKS_MANAGE,
+        }
     ),
     Role.ADMIN: frozenset(Scope),
 }

@@ -117,6 +117,8 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "admin_client_id": ADMIN_ID,
         "admin_client_secret": ADMIN_SECRET,
         "db_pool_size": 5,
+        # Tests drive the worker explicitly (app.worker) rather than in the background.
+        "run_worker_in_process": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

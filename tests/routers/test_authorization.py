@@ -22,6 +22,7 @@ from httpx import AsyncClient, BasicAuth
 from jose import jwt
 
 from app.main import create_app
+from app.models import WebhookDelivery, WebhookEndpoint, utcnow
 from app.security import TOKEN_AUDIENCE, TOKEN_ISSUER, Scope, _derived_key
 from tests.conftest import ADMIN_ID, ADMIN_SECRET, TEST_SECRET_KEY, make_settings, new_client
 from tests.factories import create_request, request_body
@@ -49,6 +50,7 @@ CALLERS = BAD_TOKEN_CALLERS + ROLE_CALLERS
 # ------------------------------------------------------------------------------ the matrix
 
 RID = "/v1/requests/{request_id}"
+WID = "/v1/webhooks/{webhook_id}"
 
 # The first column applies to every caller in BAD_TOKEN_CALLERS.
 # fmt: off
@@ -70,6 +72,14 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("POST", RID + "/cancel"):                   (401,         404,         200,     200),
     ("POST", RID + "/complete"):                 (401,         403,         200,     200),
     ("POST", RID + "/fulfil"):                   (401,         403,         409,     409),
+    ("POST", "/v1/webhooks"):                    (401,         201,         201,     201),
+    ("GET",  "/v1/webhooks"):                    (401,         200,         200,     200),
+    ("GET",  WID):                               (401,         404,         200,     200),
+    ("DELETE", WID):                             (401,         404,         204,     204),
+    ("POST", WID + "/rotate-secret"):            (401,         404,         200,     200),
+    ("POST", WID + "/enable"):                   (401,         404,         200,     200),
+    ("GET",  WID + "/deliveries"):               (401,         404,         200,     200),
+    ("POST", WID + "/deliveries/{delivery_id}/retry"): (401,   404,         202,     202),
 }
 # fmt: on
 
@@ -110,6 +120,17 @@ SCENARIOS: dict[str, tuple[str, dict[str, Any] | None]] = {
     RID + "/cancel":            (AWAITING,    ACTION_BODIES["cancel"]),
     RID + "/complete":          (IN_PROGRESS, ACTION_BODIES["complete"]),
     RID + "/fulfil":            (IN_PROGRESS, ACTION_BODIES["fulfil"]),
+}
+
+# Per-endpoint routes act on a webhook endpoint *registered by the officer* (so never the
+# integration's own): whether it is disabled first, and whether it has a (failed) delivery.
+WEBHOOK_SCENARIOS: dict[str, tuple[bool, bool]] = {
+    #  path                                      disabled  delivery
+    WID:                                        (False,    False),
+    WID + "/rotate-secret":                     (False,    False),
+    WID + "/enable":                            (True,     False),
+    WID + "/deliveries":                        (False,    True),
+    WID + "/deliveries/{delivery_id}/retry":    (False,    True),
 }
 
 # Officer actions x the request's current status (officer caller). 409 is "not allowed now";
@@ -268,6 +289,56 @@ async def _snapshot(client: AsyncClient, officer_headers: dict[str, str], reques
     return body["status"], body["updated_at"], body["deadline"]
 
 
+async def webhook_in(
+    app: FastAPI,
+    client: AsyncClient,
+    officer_headers: dict[str, str],
+    *,
+    disabled: bool,
+    with_delivery: bool,
+) -> tuple[str, str | None]:
+    """An endpoint registered by the officer, optionally disabled, with a failed delivery."""
+    response = await client.post(
+        "/v1/webhooks", headers=officer_headers, json={"url": "http://127.0.0.1:9/matrix"}
+    )
+    assert response.status_code == 201, response.text
+    webhook_id = uuid.UUID(response.json()["id"])
+    delivery_id = None
+    now = utcnow()
+    async with app.state.sessionmaker() as session:
+        if disabled:
+            endpoint = await session.get(WebhookEndpoint, webhook_id)
+            assert endpoint is not None
+            endpoint.active = False
+            endpoint.disabled_reason = "endpoint answered 410 Gone"
+            endpoint.disabled_at = now
+        if with_delivery:
+            # Failed, so a background worker leaves it alone.
+            delivery = WebhookDelivery(
+                endpoint_id=webhook_id,
+                event_type="request.received",
+                payload={"type": "request.received", "timestamp": now.isoformat(), "data": {}},
+                status="failed",
+                attempt_count=1,
+                next_attempt_at=now,
+                created_at=now,
+                completed_at=now,
+            )
+            session.add(delivery)
+            delivery_id = str(delivery.id)
+        await session.commit()
+    return str(webhook_id), delivery_id
+
+
+async def _webhook_snapshot(
+    client: AsyncClient, officer_headers: dict[str, str], webhook_id: str
+) -> Any:
+    response = await client.get(f"/v1/webhooks/{webhook_id}", headers=officer_headers)
+    assert response.status_code == 200, response.text
+    deliveries = await client.get(f"/v1/webhooks/{webhook_id}/deliveries", headers=officer_headers)
+    return response.json(), deliveries.json()
+
+
 # ------------------------------------------------------------------------------ the matrix
 
 
@@ -280,6 +351,8 @@ def test_matrix_has_a_row_for_every_route_and_no_stale_rows() -> None:
     assert not stale, f"matrix rows for routes that no longer exist: {stale}"
     per_request = {path for _method, path in routes if "{request_id}" in path}
     assert per_request == SCENARIOS.keys()
+    per_webhook = {path for _method, path in routes if "{webhook_id}" in path}
+    assert per_webhook == WEBHOOK_SCENARIOS.keys()
 
 
 @pytest.mark.parametrize("caller", CALLERS)
@@ -298,7 +371,7 @@ async def test_authorisation_matrix(
             mismatches.append(f"{method} {path}: no matrix row")
             continue
         expected = _expected(method, path, caller)
-        url, request_id, before = path, None, None
+        url, request_id, webhook_id, before = path, None, None, None
         kwargs: dict[str, Any] = {}
         if path in SCENARIOS:
             status, body = SCENARIOS[path]
@@ -307,6 +380,15 @@ async def test_authorisation_matrix(
             url = path.replace("{request_id}", request_id)
             if body is not None:
                 kwargs["json"] = body
+        elif path in WEBHOOK_SCENARIOS:
+            disabled, with_delivery = WEBHOOK_SCENARIOS[path]
+            webhook_id, delivery_id = await webhook_in(
+                app, client, officer_headers, disabled=disabled, with_delivery=with_delivery
+            )
+            before = await _webhook_snapshot(client, officer_headers, webhook_id)
+            url = path.replace("{webhook_id}", webhook_id)
+            if delivery_id is not None:
+                url = url.replace("{delivery_id}", delivery_id)
         elif path == "/v1/oauth/token":
             kwargs["data"] = {
                 "grant_type": "client_credentials",
@@ -317,6 +399,8 @@ async def test_authorisation_matrix(
             kwargs["json"] = {"name": "Matrix CRM", "role": "integration"}
         elif (method, path) == ("POST", "/v1/requests"):
             kwargs["json"] = request_body()
+        elif (method, path) == ("POST", "/v1/webhooks"):
+            kwargs["json"] = {"url": "http://127.0.0.1:9/matrix"}
         if "{" in url:
             mismatches.append(f"{method} {path}: add a scenario that fills its path parameters")
             continue
@@ -332,6 +416,10 @@ async def test_authorisation_matrix(
             "Bearer"
         ):
             mismatches.append(f"{cell}: 401 without a Bearer WWW-Authenticate challenge")
+        if expected >= 400 and webhook_id is not None:
+            after = await _webhook_snapshot(client, officer_headers, webhook_id)
+            if after != before:
+                mismatches.append(f"{cell}: a refused call changed the webhook endpoint")
         if expected >= 400 and request_id is not None:
             after = await _snapshot(client, officer_headers, request_id)
             if after != before:
@@ -563,7 +651,7 @@ async def test_token_with_form_or_basic_credentials(
     body = response.json()
     assert body["token_type"] == "bearer"
     assert isinstance(body["expires_in"], int) and body["expires_in"] > 0
-    assert body["scope"] == "requests:read requests:submit"
+    assert body["scope"] == "requests:read requests:submit webhooks:manage"
     listed = await client.get("/v1/requests", headers=_bearer(body["access_token"]))
     assert listed.status_code == 200, listed.text
 

@@ -83,7 +83,7 @@ PII_SUBJECT = {
     "name": "Penelope Privacy",
     "customer_id": "CUST-PII-778899",
 }
-PII_STRINGS = ["penelope", "Penelope", "+442079460000", "7946", "CUST-PII-778899"]
+PII_STRINGS = ["penelope", "Penelope", "+442079460000", "2079460000", "CUST-PII-778899"]
 
 
 # ---------------------------------------------------------------- helpers

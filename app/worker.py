@@ -1,0 +1,125 @@
+"""The background worker: outbox fan-out, webhook delivery and deadline sweeps.
+
+Runs as ``dsr worker`` (any number of processes against PostgreSQL) or, with the embedded
+SQLite default, inside the API process. Every step is its own short transaction.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.db import create_engine, create_sessionmaker
+from app.models import utcnow
+from app.services import delivery, sweeps
+
+logger = logging.getLogger("app.worker")
+
+
+@dataclass
+class PassStats:
+    fanned_out: int = 0
+    attempted: int = 0
+    succeeded: int = 0
+    swept: int = 0
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.fanned_out or self.attempted)
+
+
+@dataclass
+class Worker:
+    settings: Settings
+    sessionmaker: async_sessionmaker[AsyncSession]
+    http: httpx.AsyncClient = field(init=False)
+    last_sweep: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        self.http = httpx.AsyncClient(
+            timeout=self.settings.webhook_timeout,
+            follow_redirects=False,  # a 3xx is a failure, and must not bounce us elsewhere
+            limits=httpx.Limits(max_connections=self.settings.worker_concurrency),
+            trust_env=False,
+        )
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def run_once(self, *, sweep: bool | None = None) -> PassStats:
+        """One pass: fan out, deliver one batch, and sweep when due (or when told to)."""
+        stats = PassStats()
+        async with self.sessionmaker.begin() as session:
+            stats.fanned_out = await delivery.fan_out(
+                session, now=utcnow(), limit=self.settings.worker_batch_size
+            )
+        async with self.sessionmaker.begin() as session:
+            claims = await delivery.claim_due(
+                session,
+                settings=self.settings,
+                now=utcnow(),
+                limit=self.settings.worker_batch_size,
+            )
+        if claims:
+            results = await self._send_all(claims)
+            async with self.sessionmaker.begin() as session:
+                await delivery.record_results(
+                    session, settings=self.settings, results=results, now=utcnow()
+                )
+            stats.attempted = len(results)
+            stats.succeeded = sum(result.succeeded for result in results)
+        if sweep or (sweep is None and self._sweep_due()):
+            stats.swept = await self.sweep()
+        return stats
+
+    async def _send_all(
+        self, claims: list[delivery.ClaimedDelivery]
+    ) -> list[delivery.AttemptResult]:
+        limit = asyncio.Semaphore(self.settings.worker_concurrency)
+
+        async def bounded(claim: delivery.ClaimedDelivery) -> delivery.AttemptResult:
+            async with limit:
+                return await delivery.send(self.http, claim, settings=self.settings)
+
+        return list(await asyncio.gather(*(bounded(claim) for claim in claims)))
+
+    def _sweep_due(self) -> bool:
+        return time.monotonic() - self.last_sweep >= self.settings.sweep_interval
+
+    async def sweep(self) -> int:
+        self.last_sweep = time.monotonic()
+        total = 0
+        for step in (sweeps.expire_unverified, sweeps.announce_overdue, sweeps.announce_due_soon):
+            async with self.sessionmaker.begin() as session:
+                total += await step(session, settings=self.settings, now=utcnow())
+        return total
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Poll until ``stop`` is set; errors are logged and retried, never fatal."""
+        while not stop.is_set():
+            try:
+                stats = await self.run_once()
+            except Exception as exc:  # keep the worker alive through transient failures
+                logger.error("worker pass failed: %s", type(exc).__name__)
+                stats = PassStats()
+            if not stats.busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.settings.worker_poll_interval)
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    """Standalone worker process body (``dsr worker``)."""
+    engine = create_engine(settings)
+    worker = Worker(settings, create_sessionmaker(engine))
+    logger.info("worker started")
+    try:
+        await worker.run_forever(stop)
+    finally:
+        await worker.close()
+        await engine.dispose()
+        logger.info("worker stopped")
