@@ -69,3 +69,17 @@ def test_tags_are_described(spec: dict[str, Any]) -> None:
     described = {tag["name"] for tag in spec["tags"]}
     used = {tag for _, _, op in _operations(spec) for tag in op["tags"]}
     assert used <= described
+
+
+def test_every_webhook_event_is_documented_with_its_payload(spec: dict[str, Any]) -> None:
+    from app.services.event_types import EVENT_TYPES
+
+    assert set(spec["webhooks"]) == set(EVENT_TYPES)
+    for event_type, item in spec["webhooks"].items():
+        operation = item["post"]
+        assert "webhook-signature" in operation["description"], event_type
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        assert schema["$ref"].rsplit("/", 1)[-1] in spec["components"]["schemas"], event_type
+    data = spec["components"]["schemas"]["RequestEventData"]["properties"]
+    assert {"id", "type", "status", "deadline"} <= set(data)
+    assert not {"email", "phone", "name", "subject"} & set(data)
