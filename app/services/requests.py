@@ -1,7 +1,5 @@
 """Intake, lookup and listing of requests."""
 
-import base64
-import binascii
 import hashlib
 import json
 import uuid
@@ -9,13 +7,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.config import Settings
-from app.errors import BadRequest, Conflict, UnprocessableEntity
+from app.errors import Conflict, UnprocessableEntity
 from app.models import DsrRequest, IdempotencyKey, RequestEvent
 from app.schemas import (
     RequestCreateBase,
@@ -25,7 +23,7 @@ from app.schemas import (
     VerificationPublic,
 )
 from app.security import Principal
-from app.services import clock, events
+from app.services import clock, events, pagination
 from app.services.identity import verify_identity_assertion
 from app.services.rejection import rejection_notice
 
@@ -219,25 +217,6 @@ class RequestFilters:
     subject_email: str | None = None
 
 
-def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
-    raw = json.dumps([created_at.isoformat(), str(row_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, row_id = json.loads(raw)
-        parsed = datetime.fromisoformat(created_at)
-        if parsed.tzinfo is None:
-            raise ValueError("naive")
-        return parsed, uuid.UUID(row_id)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise BadRequest(
-            "The cursor is not valid; use next_cursor from a previous page.", title="Invalid cursor"
-        ) from None
-
-
 async def list_requests(
     session: AsyncSession,
     *,
@@ -274,23 +253,7 @@ async def list_requests(
         query = query.where(
             func.lower(col(DsrRequest.subject_email)) == filters.subject_email.lower()
         )
-    if cursor:
-        created_at, row_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                col(DsrRequest.created_at) < created_at,
-                and_(col(DsrRequest.created_at) == created_at, col(DsrRequest.id) < row_id),
-            )
-        )
-    query = query.order_by(col(DsrRequest.created_at).desc(), col(DsrRequest.id).desc()).limit(
-        limit + 1
-    )
-    rows = list((await session.execute(query)).scalars())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
-    return rows, next_cursor
+    return await pagination.newest_first(session, query, DsrRequest, limit=limit, cursor=cursor)
 
 
 async def list_events(
@@ -299,30 +262,11 @@ async def list_events(
     """Audit trail, oldest first."""
     query = select(RequestEvent).where(col(RequestEvent.request_id) == dsr.id)
     if cursor:
-        query = query.where(col(RequestEvent.id) > decode_event_cursor(cursor))
+        query = query.where(col(RequestEvent.id) > pagination.decode_id_cursor(cursor))
     query = query.order_by(col(RequestEvent.id)).limit(limit + 1)
     rows = list((await session.execute(query)).scalars())
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode_event_cursor(rows[-1].id or 0)
+        next_cursor = pagination.encode_id_cursor(rows[-1].id or 0)
     return rows, next_cursor
-
-
-def encode_event_cursor(event_id: int) -> str:
-    return base64.urlsafe_b64encode(f"e{event_id}".encode()).decode().rstrip("=")
-
-
-def decode_event_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("e"):
-            raise ValueError("not an event cursor")
-        event_id = int(raw[1:])
-        if not 0 <= event_id < 2**62:
-            raise ValueError("out of range")
-        return event_id
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise BadRequest(
-            "The cursor is not valid; use next_cursor from a previous page.", title="Invalid cursor"
-        ) from None

@@ -23,50 +23,60 @@ async def announce_due_soon(
 ) -> int:
     """``request.due_soon`` once per running request within DSR_DUE_SOON_DAYS of its due date."""
     horizon = clock.today(settings, now) + timedelta(days=settings.due_soon_days)
-    rows = await _claim(
+    return await _announce_once(
         session,
-        limit,
-        col(DsrRequest.status) == RequestStatus.IN_PROGRESS,
-        col(DsrRequest.due_date) <= horizon,
-        col(DsrRequest.due_soon_notified_at).is_(None),
+        settings=settings,
+        now=now,
+        limit=limit,
+        event="request.due_soon",
+        marker="due_soon_notified_at",
+        due=col(DsrRequest.due_date) <= horizon,
     )
-    for dsr in rows:
-        dsr.due_soon_notified_at = now
-        events.record(
-            session,
-            dsr=dsr,
-            settings=settings,
-            now=now,
-            actor=SYSTEM_ACTOR,
-            audit_type="request.due_soon",
-            audit_data={"due_date": str(dsr.due_date)},
-            webhook_event="request.due_soon",
-        )
-    return len(rows)
 
 
 async def announce_overdue(
     session: AsyncSession, *, settings: Settings, now: datetime, limit: int = 500
 ) -> int:
     """``request.overdue`` once per running request past its ``due_at``."""
+    return await _announce_once(
+        session,
+        settings=settings,
+        now=now,
+        limit=limit,
+        event="request.overdue",
+        marker="overdue_notified_at",
+        due=col(DsrRequest.due_at) < now,
+    )
+
+
+async def _announce_once(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    now: datetime,
+    limit: int,
+    event: str,
+    marker: str,
+    due: object,
+) -> int:
     rows = await _claim(
         session,
         limit,
         col(DsrRequest.status) == RequestStatus.IN_PROGRESS,
-        col(DsrRequest.due_at) < now,
-        col(DsrRequest.overdue_notified_at).is_(None),
+        due,
+        col(getattr(DsrRequest, marker)).is_(None),
     )
     for dsr in rows:
-        dsr.overdue_notified_at = now
+        setattr(dsr, marker, now)
         events.record(
             session,
             dsr=dsr,
             settings=settings,
             now=now,
             actor=SYSTEM_ACTOR,
-            audit_type="request.overdue",
+            audit_type=event,
             audit_data={"due_date": str(dsr.due_date)},
-            webhook_event="request.overdue",
+            webhook_event=event,
         )
     return len(rows)
 

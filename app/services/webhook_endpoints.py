@@ -15,7 +15,7 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -23,8 +23,8 @@ from app.config import Settings
 from app.errors import Conflict, NotFound, UnprocessableEntity
 from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.security import Principal, Role, decrypt_secret, encrypt_secret
+from app.services import pagination
 from app.services.event_types import ADMIN_EVENT_TYPES, EVENT_TYPES, is_valid_pattern, matches
-from app.services.requests import decode_cursor, encode_cursor
 from app.services.ssrf import ensure_deliverable_url
 
 SECRET_PREFIX = "whsec_"
@@ -162,26 +162,9 @@ async def list_endpoints(
     query = select(WebhookEndpoint).where(_not_deleted())
     if not sees_all_endpoints(principal):
         query = query.where(col(WebhookEndpoint.owner_client_id) == principal.client_id)
-    if cursor:
-        created_at, row_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                col(WebhookEndpoint.created_at) < created_at,
-                and_(
-                    col(WebhookEndpoint.created_at) == created_at,
-                    col(WebhookEndpoint.id) < row_id,
-                ),
-            )
-        )
-    query = query.order_by(
-        col(WebhookEndpoint.created_at).desc(), col(WebhookEndpoint.id).desc()
-    ).limit(limit + 1)
-    rows = list((await session.execute(query)).scalars())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
-    return rows, next_cursor
+    return await pagination.newest_first(
+        session, query, WebhookEndpoint, limit=limit, cursor=cursor
+    )
 
 
 async def get_visible_endpoint(
@@ -292,25 +275,9 @@ async def list_deliveries(
     query = select(WebhookDelivery).where(col(WebhookDelivery.endpoint_id) == endpoint.id)
     if status:
         query = query.where(col(WebhookDelivery.status) == status)
-    if cursor:
-        created_at, row_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                col(WebhookDelivery.created_at) < created_at,
-                and_(
-                    col(WebhookDelivery.created_at) == created_at,
-                    col(WebhookDelivery.id) < row_id,
-                ),
-            )
-        )
-    query = query.order_by(
-        col(WebhookDelivery.created_at).desc(), col(WebhookDelivery.id).desc()
-    ).limit(limit + 1)
-    deliveries = list((await session.execute(query)).scalars())
-    next_cursor = None
-    if len(deliveries) > limit:
-        deliveries = deliveries[:limit]
-        next_cursor = encode_cursor(deliveries[-1].created_at, deliveries[-1].id)
+    deliveries, next_cursor = await pagination.newest_first(
+        session, query, WebhookDelivery, limit=limit, cursor=cursor
+    )
     attempts = await _attempts_by_delivery(session, [delivery.id for delivery in deliveries])
     return [(delivery, attempts[delivery.id]) for delivery in deliveries], next_cursor
 
