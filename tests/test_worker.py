@@ -376,6 +376,35 @@ async def test_due_soon_and_overdue_are_announced_once_each(
     assert [item["id"] for item in listed.json()["items"]] == [late["id"]]
 
 
+async def test_sweep_events_are_delivered(
+    app: FastAPI,
+    client: AsyncClient,
+    worker: Worker,
+    admin_headers: dict[str, str],
+    officer_headers: dict[str, str],
+) -> None:
+    late = await verified_request(client, officer_headers, officer_headers, subject=SUBJECT)
+    await _backdate(
+        app,
+        late["id"],
+        due_date=utcnow().date() - timedelta(days=1),
+        due_at=utcnow() - timedelta(hours=1),
+    )
+    async with Receiver() as receiver:
+        endpoint = await subscribe(
+            client, admin_headers, receiver.url, events=["request.due_soon", "request.overdue"]
+        )
+        await worker.sweep()
+        await drain(worker)
+        received = await receiver.wait_for(2)
+    assert sorted(item.json["type"] for item in received) == ["request.due_soon", "request.overdue"]
+    for item in received:
+        assert item.verifies_with(endpoint["secret"])
+        assert item.json["data"]["id"] == late["id"]
+        assert item.json["data"]["deadline"]["overdue"] is True
+        assert EMAIL.encode() not in item.body and NAME.encode() not in item.body
+
+
 async def test_unverified_requests_expire_as_identity_not_verified(
     app: FastAPI,
     client: AsyncClient,
