@@ -28,10 +28,27 @@ class Settings(BaseSettings):
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_from: str | None = None
+    smtp_starttls: bool = False
+    smtp_tls: bool = Field(default=False, description="implicit TLS (usually port 465)")
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout: float = Field(default=30.0, gt=0)
+    mail_template_dir: str | None = Field(
+        default=None, description="folder whose templates override the built-in ones"
+    )
+    mail_lease_seconds: float = Field(default=120.0, gt=0)
     webhook_allow_private: bool | None = None
     demo: bool = False
     export_dir: str = "./exports"
-    verification_code_ttl: int = Field(default=900, description="seconds")
+    verification_code_ttl: int = Field(default=900, ge=60, le=86400, description="seconds")
+    verification_max_attempts: int = Field(default=5, ge=1, le=20)
+    verification_resend_cooldown: int = Field(default=60, ge=0, description="seconds")
+    verification_max_sends_per_hour: int = Field(default=5, ge=1, le=50)
+    verification_policy: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="per request type, the identity methods accepted (JSON); unset types "
+        "keep the defaults",
+    )
     verification_expiry_days: int = 30
     access_token_ttl: int = Field(default=3600, ge=60, le=86400, description="seconds")
     max_body_bytes: int = 1_048_576

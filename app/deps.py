@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
@@ -48,6 +49,15 @@ async def get_settings_from_app(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_from_app)]
+
+
+async def get_now(request: Request) -> datetime:
+    """The current time from the app's clock (tests replace ``app.state.clock``)."""
+    clock: Callable[[], datetime] = request.app.state.clock
+    return clock()
+
+
+NowDep = Annotated[datetime, Depends(get_now)]
 
 
 async def get_principal(

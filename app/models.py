@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     TypeDecorator,
 )
 from sqlalchemy.engine import Dialect
@@ -250,3 +251,45 @@ class WebhookAttempt(SQLModel, table=True):
     latency_ms: int = 0
     error: str | None = Field(default=None, max_length=500)
     succeeded: bool = False
+
+
+class VerificationCode(SQLModel, table=True):
+    """A one-time code emailed to the subject; only its keyed hash is kept."""
+
+    __tablename__ = "verification_codes"
+    __table_args__ = (Index("ix_verification_codes_request_id_sent_at", "request_id", "sent_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    request_id: uuid.UUID = Field(foreign_key="requests.id")
+    code_hash: str = Field(max_length=128)
+    sent_at: datetime = timestamp()
+    expires_at: datetime = timestamp()
+    failed_attempts: int = 0
+    # Set when the code is used, superseded by a newer one, or killed by too many attempts.
+    closed_at: datetime | None = timestamp(nullable=True)
+
+
+class MailMessage(SQLModel, table=True):
+    """A message to a data subject, queued in the transaction that caused it.
+
+    Recipient and bodies are encrypted at rest and wiped once sent: a verification code
+    must not outlive its delivery in readable form.
+    """
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = (Index("ix_mail_outbox_due", "status", "next_attempt_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    request_id: uuid.UUID | None = Field(default=None, foreign_key="requests.id")
+    kind: str = Field(max_length=40)
+    recipient_encrypted: str = Field(max_length=2000)
+    subject: str = Field(max_length=300)
+    body_encrypted: str = Field(sa_column=Column(Text, nullable=False))
+    html_encrypted: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    status: str = Field(default="pending", max_length=20)
+    attempt_count: int = 0
+    next_attempt_at: datetime = timestamp()
+    claimed_until: datetime | None = timestamp(nullable=True)
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = timestamp()
+    sent_at: datetime | None = timestamp(nullable=True)

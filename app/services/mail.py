@@ -1,0 +1,84 @@
+"""Messages to data subjects: rendered from templates and queued in the caller's transaction.
+
+Delivery is the worker's job (``app.services.mailer``): a change that rolls back queues
+nothing, and a queued message survives a crash.
+"""
+
+from datetime import datetime
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.models import DsrRequest, MailMessage
+from app.security import encrypt_secret
+
+BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "mail"
+
+
+class MessageKind(StrEnum):
+    ACKNOWLEDGEMENT = "acknowledgement"
+    VERIFICATION_CODE = "verification_code"
+    VERIFICATION_FAILED = "verification_failed"
+    EXTENSION = "extension"
+    REJECTION = "rejection"
+    COMPLETION = "completion"
+
+
+@lru_cache(maxsize=8)
+def _environment(override_dir: str | None) -> jinja2.Environment:
+    """Operator templates (DSR_MAIL_TEMPLATE_DIR) first, then the built-in ones."""
+    folders = [override_dir] if override_dir else []
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader([*folders, str(BUILTIN_TEMPLATES)]),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def render(
+    kind: MessageKind, context: dict[str, Any], *, settings: Settings
+) -> tuple[str, str, str | None]:
+    """(subject, plain text, HTML or None) for a message kind."""
+    environment = _environment(settings.mail_template_dir)
+    subject = environment.get_template(f"{kind}.subject.txt").render(context).strip()
+    text = environment.get_template(f"{kind}.txt").render(context)
+    try:
+        html: str | None = environment.get_template(f"{kind}.html").render(context)
+    except jinja2.TemplateNotFound:
+        html = None
+    return subject, text, html
+
+
+async def queue_message(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    dsr: DsrRequest,
+    kind: MessageKind,
+    context: dict[str, Any],
+    now: datetime,
+) -> bool:
+    """Queue a message to the request's subject; False when there is no email address."""
+    if not dsr.subject_email:
+        return False
+    subject, text, html = render(kind, {"request": dsr, **context}, settings=settings)
+    key = settings.secret_key
+    session.add(
+        MailMessage(
+            request_id=dsr.id,
+            kind=kind.value,
+            recipient_encrypted=encrypt_secret(dsr.subject_email, secret_key=key),
+            subject=subject,
+            body_encrypted=encrypt_secret(text, secret_key=key),
+            html_encrypted=encrypt_secret(html, secret_key=key) if html else None,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+    return True
