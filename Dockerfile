@@ -1,5 +1,6 @@
 FROM python:3.11-slim
 WORKDIR /srv/dsr
+# Production refuses to start without DSR_SECRET_KEY, DSR_SMTP_HOST and DSR_SMTP_FROM.
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 DSR_ENV=production
 COPY pyproject.toml README.md alembic.ini ./
 COPY app ./app

@@ -4,9 +4,10 @@ from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.schemas import RequestType, VerificationMethod
 from app.services.deadlines import validate_calendar
 
 DEV_SECRET_KEY = "dev-only-secret-key-change-me"
@@ -66,6 +67,33 @@ class Settings(BaseSettings):
     webhook_lease_seconds: float = Field(default=60.0, gt=0)
     webhook_disable_after_days: float = Field(default=5.0, gt=0)
 
+    @field_validator("verification_policy")
+    @classmethod
+    def _known_types_and_methods(cls, policy: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Refuse typos at start-up: an unknown name would silently keep the default."""
+        types = [str(value) for value in RequestType]
+        methods = [str(value) for value in VerificationMethod]
+        checked: dict[str, list[str]] = {}
+        for request_type, allowed in policy.items():
+            if request_type not in types:
+                raise ValueError(
+                    f"DSR_VERIFICATION_POLICY: unknown request type {request_type!r} "
+                    f"(known: {', '.join(types)})"
+                )
+            unknown = [method for method in allowed if method not in methods]
+            if unknown:
+                raise ValueError(
+                    f"DSR_VERIFICATION_POLICY: unknown method {unknown[0]!r} for "
+                    f"{request_type} (known: {', '.join(methods)})"
+                )
+            if not allowed:
+                raise ValueError(
+                    f"DSR_VERIFICATION_POLICY: {request_type} lists no method, so its "
+                    "requests could never be verified"
+                )
+            checked[request_type] = list(dict.fromkeys(allowed))
+        return checked
+
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> "Settings":
         try:
@@ -76,6 +104,13 @@ class Settings(BaseSettings):
         # A lease shorter than a request would let a second worker resend mid-delivery.
         if self.webhook_lease_seconds <= self.webhook_timeout:
             raise ValueError("DSR_WEBHOOK_LEASE_SECONDS must exceed DSR_WEBHOOK_TIMEOUT")
+        # The same for mail: a lease expiring mid-send would let a second worker send again.
+        if self.mail_lease_seconds <= self.smtp_timeout:
+            raise ValueError("DSR_MAIL_LEASE_SECONDS must exceed DSR_SMTP_TIMEOUT")
+        if self.smtp_tls and self.smtp_starttls:
+            raise ValueError(
+                "DSR_SMTP_TLS (implicit TLS) and DSR_SMTP_STARTTLS are exclusive: choose one"
+            )
         if self.env == "production":
             if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
                 raise ValueError(
@@ -84,6 +119,12 @@ class Settings(BaseSettings):
                 )
             if self.admin_client_secret is not None and len(self.admin_client_secret) < 24:
                 raise ValueError("DSR_ADMIN_CLIENT_SECRET must be at least 24 characters")
+            # Email-code verification is on by default: without SMTP no code could arrive.
+            if self.smtp_host is None or self.smtp_from is None:
+                raise ValueError(
+                    "DSR_SMTP_HOST and DSR_SMTP_FROM must be set in production (verification "
+                    "codes and notices to data subjects are sent by email)"
+                )
         return self
 
     @property

@@ -82,6 +82,11 @@ def _derived_key(secret_key: str, purpose: str) -> bytes:
     return hmac.new(secret_key.encode(), purpose.encode(), hashlib.sha256).digest()
 
 
+def keyed_hash(value: str, *, secret_key: str, purpose: str) -> str:
+    """HMAC-SHA256 of ``value`` under a key derived for ``purpose`` (hex)."""
+    return hmac.new(_derived_key(secret_key, purpose), value.encode(), hashlib.sha256).hexdigest()
+
+
 def hash_secret(secret: str, *, secret_key: str) -> str:
     """Keyed hash of a high-entropy client secret (HMAC-SHA256)."""
     return hmac.new(

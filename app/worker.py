@@ -1,4 +1,4 @@
-"""The background worker: outbox fan-out, webhook delivery and deadline sweeps.
+"""The background worker: outbox fan-out, webhook delivery, mail and deadline sweeps.
 
 Runs as ``dsr worker`` (any number of processes against PostgreSQL) or, with the embedded
 SQLite default, inside the API process. Every step is its own short transaction.
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.models import utcnow
-from app.services import delivery, sweeps
+from app.services import delivery, mailer, sweeps
 
 logger = logging.getLogger("app.worker")
 
@@ -27,10 +27,12 @@ class PassStats:
     attempted: int = 0
     succeeded: int = 0
     swept: int = 0
+    mail_attempted: int = 0
+    mail_sent: int = 0
 
     @property
     def busy(self) -> bool:
-        return bool(self.fanned_out or self.attempted)
+        return bool(self.fanned_out or self.attempted or self.mail_attempted)
 
 
 @dataclass
@@ -52,7 +54,7 @@ class Worker:
         await self.http.aclose()
 
     async def run_once(self, *, sweep: bool | None = None) -> PassStats:
-        """One pass: fan out, deliver one batch, and sweep when due (or when told to)."""
+        """One pass: fan out, deliver one batch, send mail, and sweep when due (or when told)."""
         stats = PassStats()
         async with self.sessionmaker.begin() as session:
             stats.fanned_out = await delivery.fan_out(
@@ -73,6 +75,7 @@ class Worker:
                 )
             stats.attempted = len(results)
             stats.succeeded = sum(result.succeeded for result in results)
+        await self._send_mail(stats)
         if sweep or (sweep is None and self._sweep_due()):
             stats.swept = await self.sweep()
         return stats
@@ -87,6 +90,23 @@ class Worker:
                 return await delivery.send(self.http, claim, settings=self.settings)
 
         return list(await asyncio.gather(*(bounded(claim) for claim in claims)))
+
+    async def _send_mail(self, stats: PassStats) -> None:
+        """Claim due messages (committed lease), send outside any transaction, record."""
+        async with self.sessionmaker.begin() as session:
+            claims = await mailer.claim_due(
+                session,
+                settings=self.settings,
+                now=utcnow(),
+                limit=self.settings.worker_batch_size,
+            )
+        if not claims:
+            return
+        results = await mailer.send_all(claims, settings=self.settings)
+        async with self.sessionmaker.begin() as session:
+            await mailer.record_results(session, results=results, now=utcnow())
+        stats.mail_attempted = len(results)
+        stats.mail_sent = sum(result.sent for result in results)
 
     def _sweep_due(self) -> bool:
         return time.monotonic() - self.last_sweep >= self.settings.sweep_interval

@@ -39,7 +39,12 @@ def test_production_refuses_the_default_secret(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_production_accepts_a_strong_secret_and_refuses_private_webhooks() -> None:
-    settings = Settings(env="production", secret_key=STRONG_KEY)
+    settings = Settings(
+        env="production",
+        secret_key=STRONG_KEY,
+        smtp_host="mail.example",
+        smtp_from="privacy@example.com",
+    )
     assert settings.secret_key != DEV_SECRET_KEY
     assert settings.allow_private_webhooks is False
 

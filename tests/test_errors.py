@@ -166,6 +166,9 @@ async def test_invalid_action_bodies_do_not_echo_personal_data(
     cases = [
         ("verification", {"method": GOOD_EMAIL}, ("method",)),
         ("verification", {**DOCUMENT_PASSED, "document_type": NAME}, ("document_type",)),
+        ("verification", {"method": "officer_attestation", "note": NAME * 200}, ("note",)),
+        ("verification/confirm", {"code": GOOD_EMAIL}, ("code",)),
+        ("verification/confirm", {"code": "123456", GOOD_EMAIL: 1}, ("<redacted>",)),
         ("pause", {"reason": NAME, "note": NAME}, ("reason",)),
         ("pause", {"reason": "awaiting_fee", GOOD_EMAIL: 1}, ("<redacted>",)),
         ("extend", {"reason": NAME * 200}, ("reason",)),
@@ -757,6 +760,7 @@ KEYS = [
     "identity_assertion",
     "method",
     "document_type",
+    "code",
     "result",
     "reason",
     "note",
@@ -770,6 +774,7 @@ KEYS = [
 ]
 ACTION_TEMPLATES: dict[str, dict[str, Any]] = {
     "verification": DOCUMENT_PASSED,
+    "verification/confirm": {"code": "123456"},
     "pause": {"reason": "awaiting_clarification", "note": "n"},
     "resume": {},
     "extend": {"reason": "complex"},

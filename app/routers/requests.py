@@ -1,12 +1,15 @@
 """Data subject requests: intake, the deadline board, the audit trail and officer actions."""
 
+import uuid
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, status
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.deps import (
+    NowDep,
     Officer,
     Reader,
     RequestDep,
@@ -15,14 +18,17 @@ from app.deps import (
     SettingsDep,
     Submitter,
 )
-from app.errors import Conflict, NotFound
-from app.models import DsrRequest, utcnow
-from app.routers.common import AUTH_ERRORS, CONFLICT, NOT_FOUND, VALIDATION
+from app.errors import Forbidden, NotFound, problem
+from app.models import DsrRequest
+from app.routers.common import AUTH_ERRORS, CONFLICT, NOT_FOUND, VALIDATION, Problem
 from app.schemas import (
     REQUEST_CREATE_EXAMPLES,
+    VERIFICATION_EXAMPLES,
     CancelBody,
+    CodeConfirmBody,
     CompleteBody,
     DocumentVerification,
+    EmailCodeVerification,
     EventPublic,
     ExtendBody,
     Page,
@@ -35,7 +41,8 @@ from app.schemas import (
     VerificationBody,
     normalise_email,
 )
-from app.services import lifecycle
+from app.security import Principal, Scope
+from app.services import lifecycle, verification
 from app.services import requests as service
 
 router = APIRouter(prefix="/v1/requests", tags=["Requests"])
@@ -61,6 +68,7 @@ async def create_request(
     session: SessionDep,
     settings: SettingsDep,
     payload: Annotated[RequestCreate, Body(openapi_examples=REQUEST_CREATE_EXAMPLES)],
+    now: NowDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -78,9 +86,10 @@ async def create_request(
     back-date for post and phone, but never set in the future). Unless your integration
     already authenticated the person and sends an `identity_assertion`, the request waits in
     `awaiting_verification` with no due date: the clock starts on the day identity is
-    confirmed. `details` depend on `type` (see the examples).
+    confirmed. `details` depend on `type` (see the examples). The subject is sent an
+    acknowledgement (with the due date, or saying it follows verification) when the request
+    holds their email address.
     """
-    now = utcnow()
     fingerprint = None
     if idempotency_key is not None:
         fingerprint = service.body_fingerprint(await request.body())
@@ -120,6 +129,7 @@ async def list_requests(
     principal: Reader,
     session: SessionDep,
     settings: SettingsDep,
+    now: NowDep,
     status_: Annotated[RequestStatus | None, Query(alias="status")] = None,
     type_: Annotated[RequestType | None, Query(alias="type")] = None,
     overdue: Annotated[bool | None, Query(description="true: past due and running")] = None,
@@ -140,7 +150,6 @@ async def list_requests(
             email = normalise_email(subject_email)
         except ValueError:
             return Page[RequestPublic](items=[], next_cursor=None)
-    now = utcnow()
     rows, next_cursor = await service.list_requests(
         session,
         principal=principal,
@@ -166,9 +175,9 @@ async def list_requests(
     summary="Get one request",
     responses={**AUTH_ERRORS, **NOT_FOUND, **VALIDATION},
 )
-async def get_request(dsr: RequestDep, settings: SettingsDep) -> RequestPublic:
+async def get_request(dsr: RequestDep, settings: SettingsDep, now: NowDep) -> RequestPublic:
     """The request with its status, identity verification and deadline."""
-    return service.to_public(dsr, settings, utcnow())
+    return service.to_public(dsr, settings, now)
 
 
 @router.get(
@@ -197,14 +206,20 @@ async def list_events(
 # ---------------------------------------------------------------- actions
 
 
-async def _load_for_update(
-    session: SessionDep, principal: Reader, request_id: RequestId
+async def _lock_visible(
+    session: AsyncSession, principal: Principal, request_id: uuid.UUID
 ) -> DsrRequest:
     """Lock the row (PostgreSQL) so concurrent actions on one request serialise."""
     dsr = await session.get(DsrRequest, request_id, with_for_update=True)
     if dsr is None or not (principal.sees_all_requests or dsr.submitted_by == principal.client_id):
         raise NotFound("No request with this id is visible to you.")
     return dsr
+
+
+async def _load_for_update(
+    session: SessionDep, principal: Reader, request_id: RequestId
+) -> DsrRequest:
+    return await _lock_visible(session, principal, request_id)
 
 
 LockedRequest = Annotated[DsrRequest, Depends(_load_for_update)]
@@ -219,31 +234,119 @@ def _action_route(path: str, summary: str):  # type: ignore[no-untyped-def]
     )
 
 
-@_action_route("verification", "Record an identity check")
+def _problem_response(description: str) -> dict[str, Any]:
+    return {
+        "model": Problem,
+        "description": description,
+        "content": {"application/problem+json": {}},
+    }
+
+
+VERIFICATION_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ACTION_ERRORS,
+    403: _problem_response(
+        "Your role does not allow this; `document` and `officer_attestation` are for officers."
+    ),
+    422: _problem_response(
+        "Invalid body; the method is not allowed for this request type (`allowed_methods` "
+        "lists those that are); or, for `email_code`, the subject has no email address."
+    ),
+    429: _problem_response(
+        "`email_code`: a code was sent less than a minute ago or five times in the last "
+        "hour; retry after the `Retry-After` seconds."
+    ),
+}
+
+
+@actions.post(
+    "/{request_id}/verification",
+    response_model=RequestPublic,
+    summary="Verify the subject's identity",
+    responses=VERIFICATION_ERRORS,
+)
 async def verify(
-    officer: Officer,
+    principal: Submitter,
+    request_id: RequestId,
+    session: SessionDep,
+    settings: SettingsDep,
+    now: NowDep,
+    body: Annotated[VerificationBody, Body(openapi_examples=VERIFICATION_EXAMPLES)],
+) -> RequestPublic:
+    """Ask for, or record, proof of the subject's identity.
+
+    * `email_code` (officers, and the integration that submitted the request, since CRMs
+      drive this flow): emails the subject a 6-digit code, valid for 15 minutes by default
+      (`DSR_VERIFICATION_CODE_TTL`), which they give you or your CRM to send to
+      `…/verification/confirm`. Sending again makes earlier codes useless; a code can be
+      resent after 60 seconds, at most 5 times in any hour (else 429 with `Retry-After`).
+    * `document` (officers): the result of a document check you performed. A fail keeps the
+      request waiting and tells the subject what they could send instead.
+    * `officer_attestation` (officers): you confirm identity from context, e.g. the request
+      came from the address on file; the `note` saying how is kept in the audit trail.
+
+    Which methods a request type accepts is configurable (`DSR_VERIFICATION_POLICY`); by
+    default access, portability, erasure and rectification need an email code, a document
+    check or an identity assertion, while objection and restriction accept any method.
+    Confirmed identity moves the request to `in_progress`; when the service had asked for
+    it (a code or a document), the clock starts **today**. The document itself is never
+    stored, and no code appears in any answer or in the audit trail.
+    """
+    # Officer-only methods are refused before the request is looked up, as for officer actions.
+    if not isinstance(body, EmailCodeVerification) and Scope.REQUESTS_MANAGE not in (
+        principal.scopes
+    ):
+        raise Forbidden(f"The {body.method} method needs the `{Scope.REQUESTS_MANAGE}` scope.")
+    dsr = await _lock_visible(session, principal, request_id)
+    actor = principal.client_id
+    if isinstance(body, EmailCodeVerification):
+        await verification.send_code(session, settings=settings, dsr=dsr, actor=actor, now=now)
+    elif isinstance(body, DocumentVerification):
+        await verification.record_document_check(
+            session, settings=settings, dsr=dsr, check=body, actor=actor, now=now
+        )
+    else:
+        await verification.attest(
+            session, settings=settings, dsr=dsr, note=body.note, actor=actor, now=now
+        )
+    return service.to_public(dsr, settings, now)
+
+
+@actions.post(
+    "/{request_id}/verification/confirm",
+    response_model=RequestPublic,
+    summary="Confirm an emailed code",
+    responses={
+        **ACTION_ERRORS,
+        422: _problem_response(
+            "Invalid body; `Invalid or expired code` (wrong, expired or superseded); or "
+            "`Too many attempts` (the code is dead: send a new one)."
+        ),
+    },
+)
+async def confirm_code(
+    principal: Submitter,
     dsr: LockedRequest,
     session: SessionDep,
     settings: SettingsDep,
-    body: Annotated[VerificationBody, Body()],
-) -> RequestPublic:
-    """Record the result of an identity document check you performed.
+    now: NowDep,
+    body: CodeConfirmBody,
+) -> RequestPublic | Response:
+    """Check the code the subject received by email (officers, and the submitting integration).
 
-    Send `method: document` with the `document_type` you saw and the `result`. A pass moves
-    the request to `in_progress` and starts the clock **today**; a fail keeps it waiting.
-    Who checked and when go into the audit trail; the document itself is never stored.
-    (`method: email_code` arrives in a later release.)
+    Right: the request moves to `in_progress` and its clock starts today. Wrong, expired or
+    superseded: 422 `invalid or expired code`. After 5 wrong attempts (by default) the code
+    is dead and every attempt answers 422 `too many attempts` until a new code is sent (422,
+    not 429: waiting does not help, a new code does). Answers never say how close a code
+    was. Every attempt is in the audit trail (with the reason, for officers helping the
+    subject), never the code itself.
     """
-    now = utcnow()
-    if not isinstance(body, DocumentVerification):
-        lifecycle.ensure_allowed(dsr, lifecycle.Action.VERIFY)
-        raise Conflict(
-            "Email code verification is not available yet; record a document check.",
-            title="Verification method not available",
-        )
-    await lifecycle.record_document_check(
-        session, settings=settings, dsr=dsr, check=body, actor=officer.client_id, now=now
+    outcome = await verification.confirm_code(
+        session, settings=settings, dsr=dsr, code=body.code, actor=principal.client_id, now=now
     )
+    if outcome is not verification.CodeCheck.VERIFIED:
+        error = verification.CODE_ERRORS[outcome]()
+        # Answered, not raised: raising would roll back the attempt count and its audit entry.
+        return problem(error.status, error.title, error.detail, slug=error.slug)
     return service.to_public(dsr, settings, now)
 
 
@@ -253,6 +356,7 @@ async def pause(
     dsr: LockedRequest,
     session: SessionDep,
     settings: SettingsDep,
+    now: NowDep,
     body: PauseBody,
 ) -> RequestPublic:
     """Pause while waiting for the subject.
@@ -261,7 +365,6 @@ async def pause(
     both included, are added to the deadline. `awaiting_fee` (a fee for a manifestly
     unfounded or excessive request) restarts the clock on the day you resume.
     """
-    now = utcnow()
     await lifecycle.pause(
         session,
         settings=settings,
@@ -276,10 +379,9 @@ async def pause(
 
 @_action_route("resume", "Restart the clock")
 async def resume(
-    officer: Officer, dsr: LockedRequest, session: SessionDep, settings: SettingsDep
+    officer: Officer, dsr: LockedRequest, session: SessionDep, settings: SettingsDep, now: NowDep
 ) -> RequestPublic:
     """Resume a paused request; the new due date is computed from the stop-the-clock rules."""
-    now = utcnow()
     await lifecycle.resume(session, settings=settings, dsr=dsr, actor=officer.client_id, now=now)
     return service.to_public(dsr, settings, now)
 
@@ -290,14 +392,15 @@ async def extend(
     dsr: LockedRequest,
     session: SessionDep,
     settings: SettingsDep,
+    now: NowDep,
     body: ExtendBody,
 ) -> RequestPublic:
     """Extend a complex or numerous request once, on or before its original due date.
 
     The new due date is three calendar months from the clock start (45 more days for CCPA).
-    The subject must be told of the extension and its reasons within the first month.
+    The subject must be told of the extension and its reasons within the first month: the
+    service emails them the new due date and your `reason`.
     """
-    now = utcnow()
     await lifecycle.extend(
         session, settings=settings, dsr=dsr, reason=body.reason, actor=officer.client_id, now=now
     )
@@ -310,14 +413,15 @@ async def reject(
     dsr: LockedRequest,
     session: SessionDep,
     settings: SettingsDep,
+    now: NowDep,
     body: RejectBody,
 ) -> RequestPublic:
     """Refuse: manifestly unfounded, excessive, identity not verified, or an exemption.
 
     The answer's `rejection` block holds what you must tell the subject: the reason, their
     right to complain to the regulator (the ICO under UK GDPR) and to seek a judicial remedy.
+    The service emails the same notice to the subject.
     """
-    now = utcnow()
     await lifecycle.reject(
         session,
         settings=settings,
@@ -336,13 +440,13 @@ async def cancel(
     dsr: LockedRequest,
     session: SessionDep,
     settings: SettingsDep,
+    now: NowDep,
     body: Annotated[CancelBody | None, Body()] = None,
 ) -> RequestPublic:
     """Withdraw a request (the subject withdrew it, or it was logged by mistake).
 
     Integrations may cancel the requests they submitted; officers any request.
     """
-    now = utcnow()
     await lifecycle.cancel(
         session,
         settings=settings,
@@ -360,10 +464,13 @@ async def complete(
     dsr: LockedRequest,
     session: SessionDep,
     settings: SettingsDep,
+    now: NowDep,
     body: Annotated[CompleteBody | None, Body()] = None,
 ) -> RequestPublic:
-    """Record that the subject has been answered; the audit trail notes whether on time."""
-    now = utcnow()
+    """Record that the subject has been answered; the audit trail notes whether on time.
+
+    The subject is emailed the `summary` and how the result reaches them.
+    """
     await lifecycle.complete(
         session,
         settings=settings,
@@ -377,11 +484,11 @@ async def complete(
 
 @_action_route("fulfil", "Run fulfilment against the data sources")
 async def fulfil(
-    officer: Officer, dsr: LockedRequest, session: SessionDep, settings: SettingsDep
+    officer: Officer, dsr: LockedRequest, session: SessionDep, settings: SettingsDep, now: NowDep
 ) -> RequestPublic:
     """Collect, erase or change the subject's data in the connected systems.
 
     Until data sources are configured this answers 409 `No data sources configured`.
     """
     await lifecycle.fulfil(session, dsr=dsr)
-    return service.to_public(dsr, settings, utcnow())
+    return service.to_public(dsr, settings, now)

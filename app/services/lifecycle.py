@@ -1,7 +1,8 @@
 """Request lifecycle: one transition table, one function per action.
 
-Every action writes the new state, an audit entry and (where announced) an outbox row in the
-caller's transaction.
+Every action writes the new state, an audit entry, (where announced) an outbox row and (where
+the subject must be told) a queued message in the caller's transaction. Identity checks live
+in ``app.services.verification``.
 """
 
 from datetime import datetime
@@ -13,8 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.errors import Conflict, InvalidTransition
 from app.models import DsrRequest
-from app.schemas import DocumentVerification, PauseReason, RejectReason, RequestStatus
-from app.services import clock, deadlines, events
+from app.schemas import PauseReason, RejectReason, RequestStatus
+from app.services import clock, deadlines, events, mail
+from app.services.rejection import rejection_notice
+
+# Until results can be downloaded (Step 4), the completion message says how they will arrive.
+HOW_TO_COLLECT = (
+    "We will send the result to you by a secure method. If it has not reached you within a "
+    "few days, contact us quoting the reference of your request."
+)
 
 
 class Action(StrEnum):
@@ -78,48 +86,6 @@ def _change(
         webhook_event=event if announce else None,
     )
     return dsr
-
-
-async def record_document_check(
-    session: AsyncSession,
-    *,
-    settings: Settings,
-    dsr: DsrRequest,
-    check: DocumentVerification,
-    actor: str,
-    now: datetime,
-) -> DsrRequest:
-    """An officer's document check; a pass starts the clock on the day of the check."""
-    ensure_allowed(dsr, Action.VERIFY)
-    audit = {
-        "method": "document",
-        "document_type": check.document_type,
-        "business_address_confirmed": check.business_address_confirmed,
-        "result": check.result,
-        "checked_by": actor,
-        "checked_at": now.isoformat(),
-    }
-    dsr.identity_requested = True
-    if check.result == "failed":
-        dsr.verification_status = "failed"
-        dsr.verification_method = "document"
-        return _change(
-            session,
-            dsr,
-            settings=settings,
-            now=now,
-            actor=actor,
-            event="request.verification_failed",
-            data=audit,
-        )
-    dsr.status = RequestStatus.IN_PROGRESS.value
-    dsr.verification_status = "verified"
-    dsr.verification_method = "document"
-    dsr.verified_at = now
-    clock.start_clock(dsr, settings, started_on=clock.today(settings, now))
-    return _change(
-        session, dsr, settings=settings, now=now, actor=actor, event="request.verified", data=audit
-    )
 
 
 async def pause(
@@ -198,6 +164,16 @@ async def extend(
     dsr.extended = True
     dsr.extension_reason = reason
     clock.recompute(dsr, settings)
+    assert dsr.due_date is not None  # extension_allowed() needs a running clock
+    # The law requires telling the subject of the extension and why within the first month.
+    await mail.queue_message(
+        session,
+        settings=settings,
+        dsr=dsr,
+        kind=mail.MessageKind.EXTENSION,
+        context={"due_date": dsr.due_date, "reason": reason},
+        now=now,
+    )
     return _change(
         session,
         dsr,
@@ -232,6 +208,14 @@ async def reject(
     dsr.outcome_note = explanation
     if reason == RejectReason.IDENTITY_NOT_VERIFIED and dsr.verification_status == "pending":
         dsr.verification_status = "failed"
+    await mail.queue_message(
+        session,
+        settings=settings,
+        dsr=dsr,
+        kind=mail.MessageKind.REJECTION,
+        context={"rejection": rejection_notice(dsr.regulation, reason.value, explanation)},
+        now=now,
+    )
     return _change(
         session,
         dsr,
@@ -281,6 +265,14 @@ async def complete(
     _close(dsr, RequestStatus.COMPLETED, now)
     dsr.outcome_note = summary
     on_time = dsr.due_at is None or now <= dsr.due_at
+    await mail.queue_message(
+        session,
+        settings=settings,
+        dsr=dsr,
+        kind=mail.MessageKind.COMPLETION,
+        context={"summary": summary, "how_to_collect": HOW_TO_COLLECT},
+        now=now,
+    )
     return _change(
         session,
         dsr,

@@ -20,12 +20,14 @@ from app.schemas import (
     RequestPublic,
     RequestStatus,
     SubjectPublic,
+    VerificationMethod,
     VerificationPublic,
 )
 from app.security import Principal
-from app.services import clock, events, pagination
+from app.services import clock, events, mail, pagination
 from app.services.identity import verify_identity_assertion
 from app.services.rejection import rejection_notice
+from app.services.verification import ensure_method_allowed
 
 # Clocks of callers drift; a received_at this far ahead is read as "now", further is refused.
 FUTURE_TOLERANCE = timedelta(seconds=60)
@@ -102,7 +104,10 @@ async def create_request(
     idempotency_key: str | None = None,
     fingerprint: str | None = None,
 ) -> tuple[DsrRequest, RequestPublic]:
-    """Log a new request; with a valid identity assertion its clock starts at once."""
+    """Log a new request and acknowledge it to the subject.
+
+    With a valid identity assertion (where the policy allows one) its clock starts at once.
+    """
     received_at = payload.received_at or now
     if received_at > now + FUTURE_TOLERANCE:
         raise UnprocessableEntity(
@@ -139,6 +144,7 @@ async def create_request(
         updated_at=now,
     )
     if payload.identity_assertion:
+        ensure_method_allowed(settings, dsr.type, VerificationMethod.IDENTITY_ASSERTION)
         await verify_identity_assertion(
             session,
             settings=settings,
@@ -181,6 +187,17 @@ async def create_request(
         )
     await events.insert_new_request(
         session, dsr=dsr, audit_rows=audit_rows, outbox_rows=outbox_rows
+    )
+    await mail.queue_message(
+        session,
+        settings=settings,
+        dsr=dsr,
+        kind=mail.MessageKind.ACKNOWLEDGEMENT,
+        context={
+            "due_date": dsr.due_date,
+            "verification_needed": dsr.status == RequestStatus.AWAITING_VERIFICATION,
+        },
+        now=now,
     )
     public = to_public(dsr, settings, now)
     if idempotency_key is not None and fingerprint is not None:

@@ -7,7 +7,9 @@ Per-request routes act on a request *submitted by the officer* (so never the int
 own), first brought to the status in ``SCENARIOS`` so that the action is legal for the
 officer and admin columns. Integrations get 404 where they would otherwise learn that a
 foreign request exists, and 403 on officer-only actions because the role check runs before
-the request is loaded.
+the request is loaded. ``verification`` is called with a document check (officer-only); its
+``email_code`` method and ``verification/confirm`` also admit the submitting integration (see
+tests/routers/test_verification.py).
 """
 
 import base64
@@ -65,6 +67,7 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("GET",  RID):                               (401,         404,         200,     200),
     ("GET",  RID + "/events"):                   (401,         404,         200,     200),
     ("POST", RID + "/verification"):             (401,         403,         200,     200),
+    ("POST", RID + "/verification/confirm"):     (401,         404,         422,     422),
     ("POST", RID + "/pause"):                    (401,         403,         200,     200),
     ("POST", RID + "/resume"):                   (401,         403,         200,     200),
     ("POST", RID + "/extend"):                   (401,         403,         200,     200),
@@ -113,6 +116,8 @@ SCENARIOS: dict[str, tuple[str, dict[str, Any] | None]] = {
     RID:                        (AWAITING,    None),
     RID + "/events":            (AWAITING,    None),
     RID + "/verification":      (AWAITING,    ACTION_BODIES["verification"]),
+    # No code was sent: the caller is admitted and told "invalid or expired code" (422).
+    RID + "/verification/confirm": (AWAITING, {"code": "000000"}),
     RID + "/pause":             (IN_PROGRESS, ACTION_BODIES["pause"]),
     RID + "/resume":            (PAUSED,      ACTION_BODIES["resume"]),
     RID + "/extend":            (IN_PROGRESS, ACTION_BODIES["extend"]),

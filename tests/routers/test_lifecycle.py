@@ -378,14 +378,38 @@ async def test_document_check_failed_keeps_waiting_and_is_audited(
     assert passed["verification"]["status"] == "verified"
 
 
-async def test_email_code_verification_is_not_available_yet(
-    client: AsyncClient, integration_headers: dict[str, str], officer_headers: dict[str, str]
+async def test_email_code_asks_for_identity_and_keeps_waiting(
+    app: FastAPI,
+    client: AsyncClient,
+    integration_headers: dict[str, str],
+    officer_headers: dict[str, str],
 ) -> None:
+    """Sending a code is not a verification: the request waits, the clock has not started.
+
+    The whole code flow is in tests/routers/test_verification.py.
+    """
     created = await create_request(client, integration_headers)
-    response = await act(
+    sent = await ok(
         client, officer_headers, created["id"], "verification", {"method": "email_code"}
     )
-    assert_problem(response, 409)
+    assert sent["status"] == "awaiting_verification"
+    assert sent["verification"] == {
+        "status": "pending",
+        "method": "email_code",
+        "verified_at": None,
+    }
+    assert sent["deadline"]["clock_started_on"] is None
+    assert sent["deadline"]["due_date"] is None
+    expected = ["request.received", "request.verification_requested"]
+    assert await event_types(client, officer_headers, created["id"]) == expected
+    assert [row.event_type for row in await outbox_rows(app, created["id"])] == expected
+
+    # Only a request awaiting verification can be sent a code.
+    running = await verified_request(client, integration_headers, officer_headers)
+    response = await act(
+        client, officer_headers, running["id"], "verification", {"method": "email_code"}
+    )
+    assert assert_problem(response, 409)["current_status"] == "in_progress"
 
 
 # ---------------------------------------------------------------- pause and resume
