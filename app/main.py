@@ -38,6 +38,15 @@ resume, extend once, reject (with the subject's remedies) or complete. Any actio
 in the current status answers **409**. Every change is written to the audit trail
 (`/events`) and announced to webhook subscribers in the same transaction.
 
+## Identity verification
+Before disclosing or erasing anything we must be reasonably sure the requester is the person.
+Methods: an emailed 6-digit **code** (`POST /v1/requests/{id}/verification` with
+`{"method": "email_code"}`, then `/verification/confirm`), an officer's **document** check,
+an integration's signed **identity assertion** at intake, or (objection and restriction
+only, by default) an officer's **attestation** with a note. Which methods each request type
+accepts is configurable (`DSR_VERIFICATION_POLICY`). When we asked for identity, the clock
+starts on the day it is confirmed.
+
 ## Deadlines
 All dates are local dates in the controller's time zone (default Europe/London).
 
