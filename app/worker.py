@@ -65,7 +65,9 @@ class Worker:
                 session,
                 settings=self.settings,
                 now=utcnow(),
-                limit=self.settings.worker_batch_size,
+                # Never lease more than can be in flight at once: every claimed delivery then
+                # finishes within one timeout, well inside its lease.
+                limit=min(self.settings.worker_batch_size, self.settings.worker_concurrency),
             )
         if claims:
             results = await self._send_all(claims)

@@ -232,9 +232,27 @@ def _retry_after(response: httpx.Response, now: datetime) -> timedelta | None:
 async def send(
     client: httpx.AsyncClient, claim: ClaimedDelivery, *, settings: Settings
 ) -> AttemptResult:
-    """One HTTP attempt; never raises."""
+    """One HTTP attempt, bounded in total by DSR_WEBHOOK_TIMEOUT; never raises."""
     attempted_at = utcnow()
     started = time.perf_counter()
+    try:
+        async with asyncio.timeout(settings.webhook_timeout):
+            return await _attempt(
+                client, claim, settings=settings, attempted_at=attempted_at, started=started
+            )
+    except TimeoutError:
+        timeout = f"timeout after {settings.webhook_timeout:g} s"
+        return AttemptResult(claim, attempted_at, None, _elapsed_ms(started), timeout)
+
+
+async def _attempt(
+    client: httpx.AsyncClient,
+    claim: ClaimedDelivery,
+    *,
+    settings: Settings,
+    attempted_at: datetime,
+    started: float,
+) -> AttemptResult:
     if not await _destination_allowed(claim.url, allow_private=settings.allow_private_webhooks):
         return AttemptResult(claim, attempted_at, None, 0, "destination address not allowed")
     if not claim.secrets:
