@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     )
     worker_poll_interval: float = Field(default=0.25, gt=0, le=60)
     worker_batch_size: int = Field(default=200, ge=1, le=5000)
-    worker_concurrency: int = Field(default=64, ge=1, le=1000)
+    worker_concurrency: int = Field(default=32, ge=1, le=1000)
     sweep_interval: float = Field(default=60.0, gt=0)
     webhook_timeout: float = Field(default=15.0, gt=0, le=60)
     webhook_lease_seconds: float = Field(default=60.0, gt=0)

@@ -57,6 +57,8 @@ class Receiver:
         more = True
         while more:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the sender died mid-request: nothing was delivered
             body += message.get("body", b"")
             more = message.get("more_body", False)
         headers = {key.decode(): value.decode() for key, value in scope["headers"]}

@@ -8,6 +8,7 @@ the same ``webhook-id``.
 """
 
 import asyncio
+import ipaddress
 import json
 import logging
 import random
@@ -121,6 +122,7 @@ class ClaimedDelivery:
     payload: dict[str, Any]
     attempt_count: int
     secrets: list[str]
+    lease_until: datetime
 
 
 @dataclass
@@ -180,6 +182,7 @@ async def claim_due(
                 payload=delivery.payload,
                 attempt_count=delivery.attempt_count,
                 secrets=secrets_by_endpoint[endpoint.id],
+                lease_until=lease_until,
             )
         )
     return claims
@@ -206,6 +209,11 @@ async def _destination_allowed(url: str, *, allow_private: bool) -> bool:
     host = urlsplit(url).hostname
     if not host:
         return False
+    try:
+        # A literal address needs no lookup (and a thread-pool hop per delivery).
+        return check_address(str(ipaddress.ip_address(host)), allow_private=allow_private)
+    except ValueError:
+        pass
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, None)
     except OSError:
@@ -333,8 +341,9 @@ async def record_results(
     }
     for result in results:
         delivery = deliveries[result.claim.delivery_id]
-        endpoint = endpoints[result.claim.endpoint_id]
-        _apply_result(delivery, endpoint, result, now)
+        if delivery.claimed_until != result.claim.lease_until:
+            continue  # our lease lapsed and another worker owns it now: its outcome wins
+        _apply_result(delivery, endpoints[result.claim.endpoint_id], result, now)
     for endpoint in endpoints.values():
         _maybe_disable(session, endpoint, results, settings=settings, now=now)
 
