@@ -62,7 +62,7 @@ def ensure_allowed(dsr: DsrRequest, action: Action) -> None:
         )
 
 
-def _change(
+def record_change(
     session: AsyncSession,
     dsr: DsrRequest,
     *,
@@ -73,6 +73,7 @@ def _change(
     data: dict[str, Any] | None = None,
     announce: bool = True,
 ) -> DsrRequest:
+    """Stamp the change and write its audit entry (and, when announced, its outbox row)."""
     dsr.updated_at = now
     session.add(dsr)
     events.record(
@@ -103,7 +104,7 @@ async def pause(
     dsr.status = RequestStatus.PAUSED.value
     dsr.paused_on = clock.today(settings, now)
     dsr.pause_reason = reason.value
-    return _change(
+    return record_change(
         session,
         dsr,
         settings=settings,
@@ -135,7 +136,7 @@ async def resume(
     dsr.status = RequestStatus.IN_PROGRESS.value
     dsr.paused_on = None
     dsr.pause_reason = None
-    return _change(
+    return record_change(
         session, dsr, settings=settings, now=now, actor=actor, event="request.resumed", data=data
     )
 
@@ -174,7 +175,7 @@ async def extend(
         context={"due_date": dsr.due_date, "reason": reason},
         now=now,
     )
-    return _change(
+    return record_change(
         session,
         dsr,
         settings=settings,
@@ -216,7 +217,7 @@ async def reject(
         context={"rejection": rejection_notice(dsr.regulation, reason.value, explanation)},
         now=now,
     )
-    return _change(
+    return record_change(
         session,
         dsr,
         settings=settings,
@@ -240,7 +241,7 @@ async def cancel(
     ensure_allowed(dsr, Action.CANCEL)
     _close(dsr, RequestStatus.CANCELLED, now)
     dsr.outcome_note = note
-    return _change(
+    return record_change(
         session,
         dsr,
         settings=settings,
@@ -273,7 +274,7 @@ async def complete(
         context={"summary": summary, "how_to_collect": HOW_TO_COLLECT},
         now=now,
     )
-    return _change(
+    return record_change(
         session,
         dsr,
         settings=settings,

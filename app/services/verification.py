@@ -113,19 +113,15 @@ async def _identity_confirmed(
         started_on = clock.today(settings, dsr.received_at)
     clock.start_clock(dsr, settings, started_on=started_on)
     await _close_open_codes(session, dsr=dsr, now=now)
-    dsr.updated_at = now
-    session.add(dsr)
-    events.record(
+    return lifecycle.record_change(
         session,
-        dsr=dsr,
+        dsr,
         settings=settings,
         now=now,
         actor=actor,
-        audit_type="request.verified",
-        audit_data={**audit, "clock_started_on": str(dsr.clock_started_on)},
-        webhook_event="request.verified",
+        event="request.verified",
+        data={**audit, "clock_started_on": str(dsr.clock_started_on)},
     )
-    return dsr
 
 
 def _failed(
@@ -140,17 +136,14 @@ def _failed(
 ) -> None:
     dsr.verification_status = "failed"
     dsr.verification_method = method.value
-    dsr.updated_at = now
-    session.add(dsr)
-    events.record(
+    lifecycle.record_change(
         session,
-        dsr=dsr,
+        dsr,
         settings=settings,
         now=now,
         actor=actor,
-        audit_type="request.verification_failed",
-        audit_data=audit,
-        webhook_event="request.verification_failed",
+        event="request.verification_failed",
+        data=audit,
     )
 
 
@@ -376,19 +369,15 @@ async def send_code(
     dsr.identity_requested = True
     dsr.verification_status = "pending"
     dsr.verification_method = VerificationMethod.EMAIL_CODE.value
-    dsr.updated_at = now
-    session.add(dsr)
-    events.record(
+    return lifecycle.record_change(
         session,
-        dsr=dsr,
+        dsr,
         settings=settings,
         now=now,
         actor=actor,
-        audit_type="request.verification_requested",
-        audit_data={"method": "email_code", "expires_at": expires_at.isoformat()},
-        webhook_event="request.verification_requested",
+        event="request.verification_requested",
+        data={"method": "email_code", "expires_at": expires_at.isoformat()},
     )
-    return dsr
 
 
 async def confirm_code(
