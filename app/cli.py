@@ -13,6 +13,7 @@ from alembic.config import Config
 
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
+from app.demo import JANE_DOE, create_demo_crm
 from app.models import utcnow
 from app.security import Role, new_client_secret
 from app.services import clients
@@ -21,6 +22,8 @@ from app.worker import run_worker
 cli = typer.Typer(help="Data subject rights service.", no_args_is_help=True)
 clients_cli = typer.Typer(help="Manage API clients.", no_args_is_help=True)
 cli.add_typer(clients_cli, name="clients")
+demo_cli = typer.Typer(help="The demo CRM (fictional customers).", no_args_is_help=True)
+cli.add_typer(demo_cli, name="demo")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_ADMIN_ID = "dev-admin"
@@ -89,6 +92,21 @@ def create_client(
     typer.echo(f"client_id={client_id}\nclient_secret={secret}")
 
 
+@demo_cli.command("create")
+def create_demo(
+    path: Annotated[Path, typer.Option(help="Where to write the SQLite file.")] = Path(
+        "./demo_crm.db"
+    ),
+    contacts: Annotated[
+        int, typer.Option(min=1, max=1000, help="Number of contacts, Jane Doe included.")
+    ] = 300,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.")] = 42,
+) -> None:
+    """Build the demo CRM database, replacing any file already at PATH."""
+    created = create_demo_crm(path, contacts=contacts, seed=seed)
+    typer.echo(f"demo CRM with {contacts} contacts at {created} (try {JANE_DOE['email']})")
+
+
 @cli.command()
 def worker() -> None:
     """Run the background worker: webhook delivery and deadline sweeps (stop with SIGTERM)."""
@@ -117,6 +135,13 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if migrate_first:
         migrate_database(settings)
+    if settings.demo:
+        demo_path = Path(settings.demo_crm_path)
+        if demo_path.exists():
+            typer.echo(f"Demo CRM: {demo_path} (kept; `dsr demo create` rebuilds it)")
+        else:
+            create_demo_crm(demo_path)
+            typer.echo(f"Demo CRM created at {demo_path} (try {JANE_DOE['email']})")
     base = f"http://{host}:{port}"
     if settings.env == "development" and not settings.admin_client_id:
         # A fresh secret each start: the development admin is printed, never stored in clear.

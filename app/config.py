@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     mail_lease_seconds: float = Field(default=120.0, gt=0)
     webhook_allow_private: bool | None = None
     demo: bool = False
+    demo_crm_path: str = "./demo_crm.db"
     export_dir: str = "./exports"
     verification_code_ttl: int = Field(default=900, ge=60, le=86400, description="seconds")
     verification_max_attempts: int = Field(default=5, ge=1, le=20)
