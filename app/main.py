@@ -12,7 +12,7 @@ from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
 from app.middleware import AccessLogMiddleware, BodyHygieneMiddleware
 from app.models import utcnow
-from app.routers import auth, clients, health, requests, webhooks
+from app.routers import auth, clients, health, requests, suppressions, webhooks
 from app.services.clients import ensure_bootstrap_admin
 from app.webhook_docs import register_webhook_docs
 from app.worker import Worker
@@ -78,6 +78,12 @@ TAGS = [
         "description": "Subscribe endpoints to signed event notifications; read and replay "
         "their deliveries.",
     },
+    {
+        "name": "Suppression",
+        "description": "Who must not be contacted, and on which channels: CRMs check before "
+        "importing contacts; officers list, add and remove entries. Only keyed hashes of "
+        "identities are stored.",
+    },
     {"name": "Health", "description": "Liveness and readiness."},
     {"name": "Webhook events", "description": "What your webhook endpoint receives."},
 ]
@@ -128,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(requests.router)
     app.include_router(requests.actions)
     app.include_router(webhooks.router)
+    app.include_router(suppressions.router)
     app.include_router(health.router)
     return app
 

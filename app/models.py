@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
@@ -293,3 +294,27 @@ class MailMessage(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=500)
     created_at: datetime = timestamp()
     sent_at: datetime | None = timestamp(nullable=True)
+
+
+class SuppressionEntry(SQLModel, table=True):
+    """Someone who must not be contacted on some channels; only a keyed hash identifies them.
+
+    ``identity_hash`` is the HMAC (purpose "suppression") of the normalised email or phone
+    number, so the list can answer "is this person suppressed?" without holding who they are.
+    """
+
+    __tablename__ = "suppression_entries"
+    __table_args__ = (
+        UniqueConstraint("identity_kind", "identity_hash", name="uq_suppression_entries_identity"),
+        Index("ix_suppression_entries_created_at_id", "created_at", "id"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    identity_kind: str = Field(max_length=10)  # "email" | "phone"
+    identity_hash: str = Field(max_length=64)
+    # Subset of "email", "phone", "post", "sms"; repeat suppressions merge into it.
+    channels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    reason: str = Field(max_length=20)  # objection | erasure | restriction | manual
+    request_id: uuid.UUID | None = Field(default=None, foreign_key="requests.id")
+    created_at: datetime = timestamp()
+    updated_at: datetime = timestamp()

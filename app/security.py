@@ -37,6 +37,8 @@ class Scope(StrEnum):
     REQUESTS_MANAGE = "requests:manage"
     CLIENTS_MANAGE = "clients:manage"
     WEBHOOKS_MANAGE = "webhooks:manage"
+    SUPPRESSIONS_CHECK = "suppressions:check"
+    SUPPRESSIONS_MANAGE = "suppressions:manage"
 
 
 SCOPE_DESCRIPTIONS = {
@@ -46,11 +48,18 @@ SCOPE_DESCRIPTIONS = {
     Scope.REQUESTS_MANAGE: "Act on requests: verify, pause, extend, reject, complete",
     Scope.CLIENTS_MANAGE: "Manage API clients",
     Scope.WEBHOOKS_MANAGE: "Manage webhook subscriptions (admins: every client's)",
+    Scope.SUPPRESSIONS_CHECK: "Check whether a person is on the suppression list",
+    Scope.SUPPRESSIONS_MANAGE: "List, add and remove suppression list entries",
 }
 
 ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.INTEGRATION: frozenset(
-        {Scope.REQUESTS_SUBMIT, Scope.REQUESTS_READ, Scope.WEBHOOKS_MANAGE}
+        {
+            Scope.REQUESTS_SUBMIT,
+            Scope.REQUESTS_READ,
+            Scope.WEBHOOKS_MANAGE,
+            Scope.SUPPRESSIONS_CHECK,
+        }
     ),
     Role.OFFICER: frozenset(
         {
@@ -59,6 +68,8 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
             Scope.REQUESTS_READ_ALL,
             Scope.REQUESTS_MANAGE,
             Scope.WEBHOOKS_MANAGE,
+            Scope.SUPPRESSIONS_CHECK,
+            Scope.SUPPRESSIONS_MANAGE,
         }
     ),
     Role.ADMIN: frozenset(Scope),

@@ -45,7 +45,9 @@ async def test_clients_create_prints_working_credentials(tmp_path: Path) -> None
         )
     await app.state.engine.dispose()
     assert token.status_code == 200
-    assert token.json()["scope"] == "requests:read requests:submit webhooks:manage"
+    assert token.json()["scope"] == (
+        "requests:read requests:submit suppressions:check webhooks:manage"
+    )
 
 
 def test_clients_create_refuses_an_unknown_role(tmp_path: Path) -> None:

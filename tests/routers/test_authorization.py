@@ -53,6 +53,8 @@ CALLERS = BAD_TOKEN_CALLERS + ROLE_CALLERS
 
 RID = "/v1/requests/{request_id}"
 WID = "/v1/webhooks/{webhook_id}"
+SID = "/v1/suppressions/{suppression_id}"
+SUPPRESSION_BODY = {"email": "matrix@example.com", "channels": ["email"]}
 
 # The first column applies to every caller in BAD_TOKEN_CALLERS.
 # fmt: off
@@ -83,6 +85,10 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("POST", WID + "/enable"):                   (401,         404,         200,     200),
     ("GET",  WID + "/deliveries"):               (401,         404,         200,     200),
     ("POST", WID + "/deliveries/{delivery_id}/retry"): (401,   404,         202,     202),
+    ("POST", "/v1/suppressions/check"):          (401,         200,         200,     200),
+    ("POST", "/v1/suppressions"):                (401,         403,         201,     201),
+    ("GET",  "/v1/suppressions"):                (401,         403,         200,     200),
+    ("DELETE", SID):                             (401,         403,         204,     204),
 }
 # fmt: on
 
@@ -335,6 +341,14 @@ async def webhook_in(
     return str(webhook_id), delivery_id
 
 
+async def suppression_in(client: AsyncClient, officer_headers: dict[str, str]) -> str:
+    """A suppression entry added by the officer (a fresh address each time)."""
+    body = {**SUPPRESSION_BODY, "email": f"matrix-{uuid.uuid4().hex[:8]}@example.com"}
+    response = await client.post("/v1/suppressions", headers=officer_headers, json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["items"][0]["id"])
+
+
 async def _webhook_snapshot(
     client: AsyncClient, officer_headers: dict[str, str], webhook_id: str
 ) -> Any:
@@ -406,6 +420,13 @@ async def test_authorisation_matrix(
             kwargs["json"] = request_body()
         elif (method, path) == ("POST", "/v1/webhooks"):
             kwargs["json"] = {"url": "http://127.0.0.1:9/matrix"}
+        elif (method, path) == ("POST", "/v1/suppressions/check"):
+            kwargs["json"] = {"email": "matrix@example.com"}
+        elif (method, path) == ("POST", "/v1/suppressions"):
+            kwargs["json"] = SUPPRESSION_BODY
+        elif path == SID:
+            suppression_id = await suppression_in(client, officer_headers)
+            url = path.replace("{suppression_id}", suppression_id)
         if "{" in url:
             mismatches.append(f"{method} {path}: add a scenario that fills its path parameters")
             continue
@@ -656,7 +677,7 @@ async def test_token_with_form_or_basic_credentials(
     body = response.json()
     assert body["token_type"] == "bearer"
     assert isinstance(body["expires_in"], int) and body["expires_in"] > 0
-    assert body["scope"] == "requests:read requests:submit webhooks:manage"
+    assert body["scope"] == "requests:read requests:submit suppressions:check webhooks:manage"
     listed = await client.get("/v1/requests", headers=_bearer(body["access_token"]))
     assert listed.status_code == 200, listed.text
 

@@ -1,0 +1,212 @@
+"""The suppression list: CRMs check contacts before importing them; officers curate it."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, status
+from fastapi.responses import Response
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from app.deps import NowDep, SessionDep, SettingsDep, require
+from app.models import SuppressionEntry
+from app.routers.common import AUTH_ERRORS, NOT_FOUND, VALIDATION
+from app.schemas import Page, StrictModel
+from app.security import Principal, Scope
+from app.services import suppression as service
+from app.services.suppression import IdentityKind, SuppressionChannel
+
+router = APIRouter(prefix="/v1/suppressions", tags=["Suppression"])
+
+SuppressionChecker = Annotated[Principal, Depends(require(Scope.SUPPRESSIONS_CHECK))]
+SuppressionManager = Annotated[Principal, Depends(require(Scope.SUPPRESSIONS_MANAGE))]
+SuppressionId = Annotated[uuid.UUID, Path(description="The suppression entry's id.")]
+
+ENTRY_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {**NOT_FOUND[404], "description": "No suppression entry with this id."}
+}
+INVALID_IDENTITY: dict[int | str, dict[str, Any]] = {
+    422: {
+        **VALIDATION[422],
+        "description": "Invalid body, or an email address or phone number that is not one "
+        "(the value is never repeated back).",
+    }
+}
+BAD_CURSOR: dict[int | str, dict[str, Any]] = {400: {"description": "Invalid cursor."}}
+
+
+# ---------------------------------------------------------------- schemas
+
+
+class Identities(StrictModel):
+    """An email address, a phone number, or both; validated without echoing them back."""
+
+    email: str | None = Field(default=None, max_length=320, examples=["jane.doe@example.com"])
+    phone: str | None = Field(default=None, max_length=40, examples=["+441632960001"])
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return None if value is None else service.suppression_email(value)
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return None if value is None else service.suppression_phone(value)
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> "Identities":
+        if self.email is None and self.phone is None:
+            raise ValueError("give an email address, a phone number, or both")
+        return self
+
+
+class SuppressionCheck(Identities):
+    pass
+
+
+class SuppressionCheckResult(BaseModel):
+    suppressed: bool = Field(description="True if any identity given is on the list.")
+    channels: list[SuppressionChannel] = Field(
+        description="Channels on which the person must not be contacted (empty if none)."
+    )
+
+
+class SuppressionCreate(Identities):
+    channels: list[SuppressionChannel] = Field(
+        default=["email", "phone", "post", "sms"],
+        min_length=1,
+        description="Channels to suppress; every channel if omitted.",
+    )
+
+
+class SuppressionPublic(BaseModel):
+    """An entry as officers see it: never the identity, which the service does not hold."""
+
+    id: uuid.UUID
+    identity_kind: IdentityKind
+    channels: list[SuppressionChannel]
+    reason: str = Field(description="`objection`, `erasure`, `restriction` or `manual`.")
+    request_id: uuid.UUID | None = Field(description="The request that caused it, if any.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class SuppressionsAdded(BaseModel):
+    items: list[SuppressionPublic] = Field(description="One entry per identity given.")
+
+
+def _public(entry: SuppressionEntry) -> SuppressionPublic:
+    return SuppressionPublic.model_validate(entry, from_attributes=True)
+
+
+# ---------------------------------------------------------------- routes
+
+
+@router.post(
+    "/check",
+    response_model=SuppressionCheckResult,
+    summary="Check whether a person is suppressed",
+    responses={**AUTH_ERRORS, **INVALID_IDENTITY},
+)
+async def check_suppression(
+    body: SuppressionCheck, _caller: SuppressionChecker, session: SessionDep, settings: SettingsDep
+) -> SuppressionCheckResult:
+    """Ask before importing or contacting someone: may we reach them, and on which channels?
+
+    Send `email`, `phone` or both. The answer is `suppressed: true` with the channels if any
+    of them is on the list (because they objected to direct marketing, had their data
+    erased, or restricted its processing). Do not contact them on those channels.
+
+    Matching is forgiving on purpose: email addresses are compared case-insensitively and
+    phone numbers in E.164 form, so `Jane.Doe@Example.COM` matches `jane.doe@example.com`
+    and `01632 960001` matches `+441632960001` (national numbers are read as UK numbers).
+    """
+    suppressed, channels = await service.check(
+        session, settings=settings, email=body.email, phone=body.phone
+    )
+    return SuppressionCheckResult(suppressed=suppressed, channels=channels)  # type: ignore[arg-type]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SuppressionsAdded,
+    summary="Suppress a person manually",
+    responses={**AUTH_ERRORS, **INVALID_IDENTITY},
+)
+async def add_suppression(
+    body: SuppressionCreate,
+    principal: SuppressionManager,
+    session: SessionDep,
+    settings: SettingsDep,
+    now: NowDep,
+) -> SuppressionsAdded:
+    """Put someone on the suppression list outside a request (reason `manual`).
+
+    Use it when a person asks not to be contacted by phone or letter, for instance. Each
+    identity given gets its own entry; if it is already on the list, the channels are added
+    to its entry. Only a keyed hash of the address or number is stored, so neither this
+    answer nor the list can ever show who it is: keep your own note of it if you need one.
+    """
+    entries = await service.suppress(
+        session,
+        settings=settings,
+        email=body.email,
+        phone=body.phone,
+        channels=body.channels,
+        reason="manual",
+        now=now,
+    )
+    return SuppressionsAdded(items=[_public(entry) for entry in entries])
+
+
+@router.get(
+    "",
+    response_model=Page[SuppressionPublic],
+    summary="List the suppression list",
+    responses={**AUTH_ERRORS, **INVALID_IDENTITY, **BAD_CURSOR},
+)
+async def list_suppressions(
+    _officer: SuppressionManager,
+    session: SessionDep,
+    settings: SettingsDep,
+    email: Annotated[
+        str | None, Query(max_length=320, description="Only this address's entry.")
+    ] = None,
+    phone: Annotated[
+        str | None, Query(max_length=40, description="Only this number's entry.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Page[SuppressionPublic]:
+    """Entries newest first: the kind of identity, channels, reason, originating request and
+    dates. The identities themselves are not stored, so they cannot be listed.
+
+    To find one person's entry, pass their `email` or `phone`: it is hashed the same way and
+    matched. Pass `next_cursor` back as `cursor` for the next page.
+    """
+    rows, next_cursor = await service.list_entries(
+        session, settings=settings, email=email, phone=phone, limit=limit, cursor=cursor
+    )
+    return Page[SuppressionPublic](items=[_public(row) for row in rows], next_cursor=next_cursor)
+
+
+@router.delete(
+    "/{suppression_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Remove a suppression entry",
+    responses={**AUTH_ERRORS, **ENTRY_NOT_FOUND, **VALIDATION},
+)
+async def delete_suppression(
+    suppression_id: SuppressionId, principal: SuppressionManager, session: SessionDep, now: NowDep
+) -> Response:
+    """Take an entry off the list: the person may be contacted again on its channels.
+
+    Only do this with a reason you can justify (an entry added by mistake, or the person
+    asked to hear from you again). The removal is logged, and recorded in the audit trail
+    of the request that created the entry, if any.
+    """
+    await service.remove(session, entry_id=suppression_id, actor=principal.client_id, now=now)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
