@@ -14,6 +14,7 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -109,6 +110,7 @@ def secret_matches(secret: str, stored_hash: str, *, secret_key: str) -> bool:
     return hmac.compare_digest(hash_secret(secret, secret_key=secret_key), stored_hash)
 
 
+@lru_cache(maxsize=8)
 def _fernet(secret_key: str) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(_derived_key(secret_key, "secret-encryption")))
 

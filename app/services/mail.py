@@ -4,6 +4,7 @@ Delivery is the worker's job (``app.services.mailer``): a change that rolls back
 nothing, and a queued message survives a crash.
 """
 
+import uuid
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
@@ -55,6 +56,34 @@ def render(
     return subject, text, html
 
 
+def message_row(
+    *,
+    settings: Settings,
+    dsr: DsrRequest,
+    kind: MessageKind,
+    context: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any] | None:
+    """The mail-outbox row for a message to the request's subject; None without an email."""
+    if not dsr.subject_email:
+        return None
+    subject, text, html = render(kind, {"request": dsr, **context}, settings=settings)
+    key = settings.secret_key
+    return {
+        "id": uuid.uuid4(),
+        "request_id": dsr.id,
+        "kind": kind.value,
+        "recipient_encrypted": encrypt_secret(dsr.subject_email, secret_key=key),
+        "subject": subject,
+        "body_encrypted": encrypt_secret(text, secret_key=key),
+        "html_encrypted": encrypt_secret(html, secret_key=key) if html else None,
+        "status": "pending",
+        "attempt_count": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
 async def queue_message(
     session: AsyncSession,
     *,
@@ -65,20 +94,8 @@ async def queue_message(
     now: datetime,
 ) -> bool:
     """Queue a message to the request's subject; False when there is no email address."""
-    if not dsr.subject_email:
+    row = message_row(settings=settings, dsr=dsr, kind=kind, context=context, now=now)
+    if row is None:
         return False
-    subject, text, html = render(kind, {"request": dsr, **context}, settings=settings)
-    key = settings.secret_key
-    session.add(
-        MailMessage(
-            request_id=dsr.id,
-            kind=kind.value,
-            recipient_encrypted=encrypt_secret(dsr.subject_email, secret_key=key),
-            subject=subject,
-            body_encrypted=encrypt_secret(text, secret_key=key),
-            html_encrypted=encrypt_secret(html, secret_key=key) if html else None,
-            next_attempt_at=now,
-            created_at=now,
-        )
-    )
+    session.add(MailMessage(**row))
     return True

@@ -185,11 +185,7 @@ async def create_request(
         outbox_rows.append(
             events.outbox_row(dsr=dsr, settings=settings, now=now, webhook_event="request.verified")
         )
-    await events.insert_new_request(
-        session, dsr=dsr, audit_rows=audit_rows, outbox_rows=outbox_rows
-    )
-    await mail.queue_message(
-        session,
+    acknowledgement = mail.message_row(
         settings=settings,
         dsr=dsr,
         kind=mail.MessageKind.ACKNOWLEDGEMENT,
@@ -198,6 +194,13 @@ async def create_request(
             "verification_needed": dsr.status == RequestStatus.AWAITING_VERIFICATION,
         },
         now=now,
+    )
+    await events.insert_new_request(
+        session,
+        dsr=dsr,
+        audit_rows=audit_rows,
+        outbox_rows=outbox_rows,
+        mail_rows=[acknowledgement] if acknowledgement else [],
     )
     public = to_public(dsr, settings, now)
     if idempotency_key is not None and fingerprint is not None:
