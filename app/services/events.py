@@ -2,10 +2,9 @@
 
 import uuid
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Insert, Table, bindparam, insert
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -97,48 +96,10 @@ async def insert_new_request(
     """Write a new request with its events and mail as plain INSERTs: intake is the hot path."""
     request_table = metadata.tables["requests"]
     request_row = {column.name: getattr(dsr, column.name) for column in request_table.c}
-    if session.get_bind().dialect.name == "postgresql" and len(audit_rows) == len(outbox_rows):
-        # One round trip: the request and its events in a single statement.
-        params = {f"r_{name}": value for name, value in request_row.items()}
-        for index, (audit, outbox) in enumerate(zip(audit_rows, outbox_rows, strict=True)):
-            params.update({f"e{index}_{name}": value for name, value in audit.items()})
-            params.update({f"o{index}_{name}": value for name, value in outbox.items()})
-        await session.execute(_intake_statement(len(audit_rows)), params)
-    else:
-        # Values as parameters, not .values(): the statement stays identical and cached.
-        await session.execute(insert(request_table), request_row)
-        await session.execute(insert(metadata.tables["request_events"]), audit_rows)
-        if outbox_rows:
-            await session.execute(insert(metadata.tables["outbox"]), outbox_rows)
+    # Values as parameters, not .values(): the statement stays identical and cached.
+    await session.execute(insert(request_table), request_row)
+    await session.execute(insert(metadata.tables["request_events"]), audit_rows)
+    if outbox_rows:
+        await session.execute(insert(metadata.tables["outbox"]), outbox_rows)
     if mail_rows:
         await session.execute(insert(metadata.tables["mail_outbox"]), mail_rows)
-
-
-def _row_params(table: Table, prefix: str, names: list[str]) -> dict[str, Any]:
-    return {name: bindparam(f"{prefix}_{name}", type_=table.c[name].type) for name in names}
-
-
-@lru_cache(maxsize=4)
-def _intake_statement(events: int) -> Insert:
-    """INSERT request, audit entries and outbox rows as one statement (PostgreSQL CTEs)."""
-    requests_table = metadata.tables["requests"]
-    audit_table = metadata.tables["request_events"]
-    outbox_table = metadata.tables["outbox"]
-    audit_names = ["request_id", "type", "actor", "at", "data"]
-    outbox_names = [column.name for column in outbox_table.c]
-    new_request = (
-        insert(requests_table)
-        .values(_row_params(requests_table, "r", [column.name for column in requests_table.c]))
-        .cte("new_request")
-    )
-    new_audit = (
-        insert(audit_table)
-        .values([_row_params(audit_table, f"e{index}", audit_names) for index in range(events)])
-        .cte("new_audit")
-    )
-    return (
-        insert(outbox_table)
-        .values([_row_params(outbox_table, f"o{index}", outbox_names) for index in range(events)])
-        .add_cte(new_request)
-        .add_cte(new_audit)
-    )
