@@ -26,7 +26,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,11 +38,21 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy.engine import make_url
-
-BENCH_DIR = Path(__file__).resolve().parent
-ROOT = BENCH_DIR.parent
-HOST = "127.0.0.1"
+from harness import (
+    BENCH_DIR,
+    HOST,
+    ROOT,
+    BenchError,
+    cpu_seconds,
+    drop_database,
+    free_port,
+    http_json,
+    log,
+    pg_dsn,
+    quote_ident,
+    recreate_database,
+    run_checked,
+)
 
 GOAL_RATIO = 0.30  # intake requests/s >= 0.30 x bare requests/s
 GOAL_P99_MS = 50.0  # intake p99 < 50 ms
@@ -61,66 +70,11 @@ SAMPLE_BODY = {
 }
 
 
-class BenchError(RuntimeError):
-    pass
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
 # ---------------------------------------------------------------- database
 
 
-def _dsn(url: str, database: str | None = None) -> tuple[str, str]:
-    """(asyncpg DSN, database name) for a SQLAlchemy URL; optionally another database."""
-    parsed = make_url(url)
-    if not parsed.drivername.startswith("postgresql"):
-        raise BenchError("--postgres-url must be a postgresql URL")
-    if parsed.host not in (None, "127.0.0.1", "localhost", "::1"):
-        raise BenchError("the benchmark only talks to a loopback PostgreSQL")
-    name = parsed.database or "dsr_bench"
-    target = parsed.set(drivername="postgresql", database=database or name)
-    return target.render_as_string(hide_password=False), name
-
-
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-async def _admin(url: str, maintenance_db: str, *statements: str) -> None:
-    dsn, _ = _dsn(url, maintenance_db)
-    conn = await asyncpg.connect(dsn)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-def recreate_database(url: str, maintenance_db: str) -> str:
-    _, name = _dsn(url)
-    quoted = _quote_ident(name)
-    asyncio.run(
-        _admin(
-            url,
-            maintenance_db,
-            f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)",
-            f"CREATE DATABASE {quoted}",
-        )
-    )
-    return name
-
-
-def drop_database(url: str, maintenance_db: str) -> None:
-    _, name = _dsn(url)
-    asyncio.run(
-        _admin(url, maintenance_db, f"DROP DATABASE IF EXISTS {_quote_ident(name)} WITH (FORCE)")
-    )
-
-
 async def _fetch_refs(url: str, prefix: str) -> list[str]:
-    dsn, _ = _dsn(url)
+    dsn, _ = pg_dsn(url)
     conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch(
@@ -132,10 +86,10 @@ async def _fetch_refs(url: str, prefix: str) -> list[str]:
 
 
 async def _count_table(url: str, table: str) -> int:
-    dsn, _ = _dsn(url)
+    dsn, _ = pg_dsn(url)
     conn = await asyncpg.connect(dsn)
     try:
-        return int(await conn.fetchval(f"SELECT count(*) FROM {_quote_ident(table)}"))
+        return int(await conn.fetchval(f"SELECT count(*) FROM {quote_ident(table)}"))
     finally:
         await conn.close()
 
@@ -157,19 +111,6 @@ def settled_refs(url: str, prefix: str, timeout: float = 15.0) -> list[str]:
 
 
 # ---------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def run_checked(cmd: list[str], env: dict[str, str], what: str) -> str:
-    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    if result.returncode != 0:
-        raise BenchError(f"{what} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result.stdout
 
 
 @dataclass
@@ -233,21 +174,6 @@ def wait_ready(server: Server, path: str, timeout: float = 60.0) -> None:
             pass
         time.sleep(0.2)
     raise BenchError(f"{server.name} not ready after {timeout:.0f}s:\n{server.log_tail()}")
-
-
-def http_json(
-    method: str, url: str, *, data: bytes | None = None, headers: dict[str, str] | None = None
-) -> tuple[int, Any]:
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        body = exc.read()
-        try:
-            return exc.code, json.loads(body)
-        except ValueError:
-            return exc.code, body.decode(errors="replace")
 
 
 def get_token(server: Server, client_id: str, client_secret: str) -> str:
@@ -327,43 +253,6 @@ def run_wrk(
     if missing or values["requests"] <= 0:
         raise BenchError(f"could not parse wrk output (missing {missing}):\n{result.stdout}")
     return WrkResult(target=target, values=values, raw=result.stdout)
-
-
-def _process_tree(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, []))
-    return tree
-
-
-def cpu_seconds(root: int) -> float | None:
-    """User + system CPU of a process and its descendants (Linux /proc), else None."""
-    total = 0.0
-    try:
-        ticks = os.sysconf("SC_CLK_TCK")
-        for pid in _process_tree(root):
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    except (OSError, ValueError):
-        return None
-    return total
 
 
 def start_py_spy(output: str, pid: int, duration: float) -> subprocess.Popen[bytes] | None:
@@ -547,8 +436,7 @@ def bench(args: argparse.Namespace, logs: Path) -> int:
                 **common,
             )
             cpu_after = cpu_seconds(bare.proc.pid)
-            if cpu_before is not None and cpu_after is not None:
-                result.values["server_cpu_s"] = cpu_after - cpu_before
+            result.values["server_cpu_s"] = cpu_after - cpu_before
             results.append(result)
         if intake is not None:
             url = intake.base + "/v1/requests"
@@ -576,8 +464,7 @@ def bench(args: argparse.Namespace, logs: Path) -> int:
                 **common,
             )
             cpu_after = cpu_seconds(intake.proc.pid)
-            if cpu_before is not None and cpu_after is not None:
-                result.values["server_cpu_s"] = cpu_after - cpu_before
+            result.values["server_cpu_s"] = cpu_after - cpu_before
             results.append(result)
             if spy is not None:
                 try:

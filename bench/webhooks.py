@@ -35,7 +35,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,9 +49,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-ROOT = BENCH_DIR.parent
-HOST = "127.0.0.1"
+from harness import (
+    BENCH_DIR,
+    HOST,
+    ROOT,
+    BenchError,
+    cpu_of,
+    cpu_seconds,
+    drop_database,
+    free_port,
+    http_json,
+    log,
+    pg_dsn,
+    recreate_database,
+    run_checked,
+)
 
 GOAL_RATE = 500.0  # deliveries per second
 GOAL_P50_MS = 500.0  # event-to-delivery latency, steady phase
@@ -66,14 +77,6 @@ COLUMNS = [
     "created_at",
     "published_at",
 ]
-
-
-class BenchError(RuntimeError):
-    pass
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------- receiver process
@@ -139,71 +142,7 @@ def serve_receiver(port: int, out_path: str) -> None:
 # ---------------------------------------------------------------- database
 
 
-def _dsn(url: str, database: str | None = None) -> tuple[str, str]:
-    """(asyncpg DSN, database name) for a SQLAlchemy URL; optionally another database."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if not parsed.drivername.startswith("postgresql"):
-        raise BenchError("--postgres-url must be a postgresql URL")
-    if parsed.host not in (None, "127.0.0.1", "localhost", "::1"):
-        raise BenchError("the benchmark only talks to a loopback PostgreSQL")
-    name = parsed.database or "dsr_bench_webhooks"
-    target = parsed.set(drivername="postgresql", database=database or name)
-    return target.render_as_string(hide_password=False), name
-
-
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-async def _admin(url: str, maintenance_db: str, *statements: str) -> None:
-    import asyncpg
-
-    dsn, _ = _dsn(url, maintenance_db)
-    conn = await asyncpg.connect(dsn, timeout=10)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-def recreate_database(url: str, maintenance_db: str) -> str:
-    _, name = _dsn(url)
-    quoted = _quote_ident(name)
-    asyncio.run(
-        _admin(
-            url,
-            maintenance_db,
-            f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)",
-            f"CREATE DATABASE {quoted}",
-        )
-    )
-    return name
-
-
-def drop_database(url: str, maintenance_db: str) -> None:
-    _, name = _dsn(url)
-    asyncio.run(
-        _admin(url, maintenance_db, f"DROP DATABASE IF EXISTS {_quote_ident(name)} WITH (FORCE)")
-    )
-
-
 # ---------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def run_checked(cmd: list[str], env: dict[str, str], what: str) -> str:
-    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    if result.returncode != 0:
-        raise BenchError(f"{what} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result.stdout
 
 
 @dataclass
@@ -282,62 +221,6 @@ def wait_log(worker: Proc, marker: str, timeout: float = 60.0) -> None:
     raise BenchError(f"{worker.name} did not log {marker!r} in {timeout:.0f}s")
 
 
-def http_json(
-    method: str, url: str, *, data: bytes | None = None, headers: dict[str, str] | None = None
-) -> tuple[int, Any]:
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        body = exc.read()
-        try:
-            return exc.code, json.loads(body)
-        except ValueError:
-            return exc.code, body.decode(errors="replace")
-
-
-def _process_tree(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, []))
-    return tree
-
-
-def _cpu_of(pids: list[int]) -> float:
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
-
-
-def cpu_seconds(root: int) -> float:
-    """User + system CPU of a process and its descendants (Linux /proc)."""
-    try:
-        return _cpu_of(_process_tree(root))
-    except (OSError, ValueError):
-        return float("nan")
-
-
 def postgres_cpu_seconds() -> float:
     """CPU of every local ``postgres`` process (the server shares this machine)."""
     pids = []
@@ -350,7 +233,7 @@ def postgres_cpu_seconds() -> float:
                             pids.append(int(entry))
                 except OSError:
                     continue
-        return _cpu_of(pids)
+        return cpu_of(pids)
     except (OSError, ValueError):
         return float("nan")
 
@@ -821,7 +704,7 @@ def bench(args: argparse.Namespace, logs: Path) -> int:
         name = recreate_database(args.postgres_url, args.maintenance_db)
         db_created = True
         log(f"created database {name}")
-        dsn, _ = _dsn(args.postgres_url)
+        dsn, _ = pg_dsn(args.postgres_url)
         env = {k: v for k, v in os.environ.items() if not k.startswith("DSR_")}
         env.update(
             PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
