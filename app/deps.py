@@ -94,14 +94,30 @@ WebhookManager = Annotated[Principal, Depends(require(Scope.WEBHOOKS_MANAGE))]
 RequestId = Annotated[uuid.UUID, Path(description="The request's id.")]
 
 
-async def load_visible_request(
-    session: SessionDep, principal: Reader, request_id: RequestId
+async def visible_request(
+    session: AsyncSession, principal: Principal, request_id: uuid.UUID, *, for_update: bool = False
 ) -> DsrRequest:
-    """The request, if this caller may see it; integrations only see their own (else 404)."""
-    dsr = await session.get(DsrRequest, request_id)
+    """The request, if this caller may see it; integrations only see their own (else 404).
+
+    ``for_update`` locks the row (PostgreSQL) so concurrent actions on one request serialise.
+    """
+    dsr = await session.get(DsrRequest, request_id, with_for_update=for_update)
     if dsr is None or not (principal.sees_all_requests or dsr.submitted_by == principal.client_id):
         raise NotFound("No request with this id is visible to you.")
     return dsr
 
 
+async def load_visible_request(
+    session: SessionDep, principal: Reader, request_id: RequestId
+) -> DsrRequest:
+    return await visible_request(session, principal, request_id)
+
+
+async def lock_visible_request(
+    session: SessionDep, principal: Reader, request_id: RequestId
+) -> DsrRequest:
+    return await visible_request(session, principal, request_id, for_update=True)
+
+
 RequestDep = Annotated[DsrRequest, Depends(load_visible_request)]
+LockedRequest = Annotated[DsrRequest, Depends(lock_visible_request)]

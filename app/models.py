@@ -108,7 +108,6 @@ class DsrRequest(SQLModel, table=True):
     clock_started_on: date | None = None
     due_date: date | None = Field(default=None, index=True)
     due_at: datetime | None = timestamp(nullable=True)
-    original_due_date: date | None = None
     extended: bool = False
     extension_reason: str | None = Field(default=None, max_length=2000)
     paused_days: int = 0

@@ -1,14 +1,13 @@
 """Data subject requests: intake, the deadline board, the audit trail and officer actions."""
 
-import uuid
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request, status
+from fastapi import APIRouter, Body, Header, Query, Request, status
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.deps import (
+    LockedRequest,
     NowDep,
     Officer,
     Reader,
@@ -17,9 +16,9 @@ from app.deps import (
     SessionDep,
     SettingsDep,
     Submitter,
+    visible_request,
 )
-from app.errors import Forbidden, NotFound, problem
-from app.models import DsrRequest
+from app.errors import Forbidden, problem
 from app.routers.common import AUTH_ERRORS, CONFLICT, NOT_FOUND, VALIDATION, Problem
 from app.schemas import (
     REQUEST_CREATE_EXAMPLES,
@@ -41,7 +40,7 @@ from app.schemas import (
     VerificationBody,
     normalise_email,
 )
-from app.security import Principal, Scope
+from app.security import Scope
 from app.services import lifecycle, verification
 from app.services import requests as service
 
@@ -206,25 +205,6 @@ async def list_events(
 # ---------------------------------------------------------------- actions
 
 
-async def _lock_visible(
-    session: AsyncSession, principal: Principal, request_id: uuid.UUID
-) -> DsrRequest:
-    """Lock the row (PostgreSQL) so concurrent actions on one request serialise."""
-    dsr = await session.get(DsrRequest, request_id, with_for_update=True)
-    if dsr is None or not (principal.sees_all_requests or dsr.submitted_by == principal.client_id):
-        raise NotFound("No request with this id is visible to you.")
-    return dsr
-
-
-async def _load_for_update(
-    session: SessionDep, principal: Reader, request_id: RequestId
-) -> DsrRequest:
-    return await _lock_visible(session, principal, request_id)
-
-
-LockedRequest = Annotated[DsrRequest, Depends(_load_for_update)]
-
-
 def _action_route(path: str, summary: str):  # type: ignore[no-untyped-def]
     return actions.post(
         f"/{{request_id}}/{path}",
@@ -296,7 +276,7 @@ async def verify(
         principal.scopes
     ):
         raise Forbidden(f"The {body.method} method needs the `{Scope.REQUESTS_MANAGE}` scope.")
-    dsr = await _lock_visible(session, principal, request_id)
+    dsr = await visible_request(session, principal, request_id, for_update=True)
     actor = principal.client_id
     if isinstance(body, EmailCodeVerification):
         await verification.send_code(session, settings=settings, dsr=dsr, actor=actor, now=now)

@@ -23,13 +23,13 @@ def today(settings: Settings, now: datetime) -> date:
     return deadlines.local_date(now, settings.tz)
 
 
-def _due(dsr: DsrRequest, settings: Settings, *, extended: bool) -> date:
+def _due(dsr: DsrRequest, settings: Settings, *, extended: bool, more_paused_days: int = 0) -> date:
     assert dsr.clock_started_on is not None
     return deadlines.compute_due_date(
         regulation=dsr.regulation,
         clock_started_on=dsr.clock_started_on,
         extended=extended,
-        paused_days=dsr.paused_days,
+        paused_days=dsr.paused_days + more_paused_days,
         calendar=calendar_for(settings),
     )
 
@@ -37,10 +37,9 @@ def _due(dsr: DsrRequest, settings: Settings, *, extended: bool) -> date:
 def recompute(dsr: DsrRequest, settings: Settings) -> None:
     """Refresh the stored due dates from the clock start, paused days and extension."""
     if dsr.clock_started_on is None:
-        dsr.due_date = dsr.due_at = dsr.original_due_date = None
+        dsr.due_date = dsr.due_at = None
         return
-    dsr.original_due_date = _due(dsr, settings, extended=False)
-    dsr.due_date = _due(dsr, settings, extended=True) if dsr.extended else dsr.original_due_date
+    dsr.due_date = _due(dsr, settings, extended=dsr.extended)
     dsr.due_at = deadlines.due_at(dsr.due_date, settings.tz)
 
 
@@ -62,14 +61,7 @@ def _stopped_days_so_far(dsr: DsrRequest, on: date) -> int:
 
 def _projected_due(dsr: DsrRequest, settings: Settings, on: date, *, extended: bool) -> date:
     """The due date if a clarification pause ended on ``on`` (its stopped days counted)."""
-    assert dsr.clock_started_on is not None
-    return deadlines.compute_due_date(
-        regulation=dsr.regulation,
-        clock_started_on=dsr.clock_started_on,
-        extended=extended,
-        paused_days=dsr.paused_days + _stopped_days_so_far(dsr, on),
-        calendar=calendar_for(settings),
-    )
+    return _due(dsr, settings, extended=extended, more_paused_days=_stopped_days_so_far(dsr, on))
 
 
 def extension_allowed(dsr: DsrRequest, settings: Settings, now: datetime) -> bool:

@@ -11,7 +11,6 @@ import asyncio
 import ipaddress
 import json
 import logging
-import random
 import time
 import uuid
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from standardwebhooks import Webhook
 
 from app.config import Settings
 from app.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
+from app.services import backoff
 from app.services.event_types import ADMIN_EVENT_TYPES, matches
 from app.services.ssrf import check_address
 from app.services.webhook_endpoints import signing_secrets
@@ -292,12 +292,8 @@ def _elapsed_ms(started: float) -> int:
 
 
 def next_attempt_delay(attempts_made: int, retry_after: timedelta | None) -> timedelta | None:
-    """Delay before the next attempt, with ±10 % jitter; None when retries are exhausted."""
-    if attempts_made >= MAX_ATTEMPTS:
-        return None
-    scheduled = RETRY_SCHEDULE[attempts_made - 1]
-    jittered = scheduled * random.uniform(0.9, 1.1)
-    return max(jittered, retry_after) if retry_after else jittered
+    """Delay before the next attempt (never sooner than ``Retry-After``); None when exhausted."""
+    return backoff.next_delay(RETRY_SCHEDULE, attempts_made, at_least=retry_after)
 
 
 # ---------------------------------------------------------------- recording

@@ -13,7 +13,6 @@ log with the recipient masked.
 
 import asyncio
 import logging
-import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +28,7 @@ from sqlmodel import col
 from app.config import Settings
 from app.models import MailMessage, utcnow
 from app.security import decrypt_secret
+from app.services import backoff
 from app.services.mail import MessageKind
 
 logger = logging.getLogger("app.mail")
@@ -240,9 +240,7 @@ async def send_all(claims: list[ClaimedMail], *, settings: Settings) -> list[Sen
 
 def next_attempt_delay(attempts_made: int) -> timedelta | None:
     """Delay before the next attempt, with ±10 % jitter; None when retries are exhausted."""
-    if attempts_made >= MAX_ATTEMPTS:
-        return None
-    return RETRY_SCHEDULE[attempts_made - 1] * random.uniform(0.9, 1.1)
+    return backoff.next_delay(RETRY_SCHEDULE, attempts_made)
 
 
 # ---------------------------------------------------------------- recording
