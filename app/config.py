@@ -42,6 +42,20 @@ class Settings(BaseSettings):
     demo: bool = False
     demo_crm_path: str = "./demo_crm.db"
     export_dir: str = "./exports"
+    export_ttl_hours: int = Field(
+        default=168, ge=1, le=2160, description="download links and files live this long"
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="the service's address as data subjects reach it (download links)",
+    )
+    processing_register_path: str | None = Field(
+        default=None, description="YAML or JSON processing register; default: the built-in one"
+    )
+    fulfilment_batch_size: int = Field(default=2000, ge=1, le=100_000)
+    fulfilment_lease_seconds: float = Field(default=900.0, gt=0)
+    fulfilment_max_attempts: int = Field(default=5, ge=1, le=50)
+    source_timeout: float = Field(default=30.0, gt=0, le=600)
     verification_code_ttl: int = Field(default=900, ge=60, le=86400, description="seconds")
     verification_max_attempts: int = Field(default=5, ge=1, le=20)
     verification_resend_cooldown: int = Field(default=60, ge=0, description="seconds")

@@ -89,6 +89,7 @@ Reader = Annotated[Principal, Depends(require(Scope.REQUESTS_READ))]
 Submitter = Annotated[Principal, Depends(require(Scope.REQUESTS_SUBMIT))]
 Officer = Annotated[Principal, Depends(require(Scope.REQUESTS_MANAGE))]
 Admin = Annotated[Principal, Depends(require(Scope.CLIENTS_MANAGE))]
+SourceManager = Annotated[Principal, Depends(require(Scope.SOURCES_MANAGE))]
 WebhookManager = Annotated[Principal, Depends(require(Scope.WEBHOOKS_MANAGE))]
 
 RequestId = Annotated[uuid.UUID, Path(description="The request's id.")]

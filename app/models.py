@@ -121,6 +121,13 @@ class DsrRequest(SQLModel, table=True):
     due_soon_notified_at: datetime | None = timestamp(nullable=True)
     overdue_notified_at: datetime | None = timestamp(nullable=True)
 
+    # Fulfilment: queued -> running -> waiting_for_tasks -> succeeded | failed (None: not run).
+    fulfilment_status: str | None = Field(default=None, max_length=30)
+    # Progress and result as shown on the request; never holds the subject's data.
+    fulfilment: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    # Set while processing is restricted (Art. 18) in the sources; cleared by lift-restriction.
+    restricted_at: datetime | None = timestamp(nullable=True)
+
     created_at: datetime = timestamp()
     updated_at: datetime = timestamp()
 
@@ -317,3 +324,85 @@ class SuppressionEntry(SQLModel, table=True):
     request_id: uuid.UUID | None = Field(default=None, foreign_key="requests.id")
     created_at: datetime = timestamp()
     updated_at: datetime = timestamp()
+
+
+class DataSource(SQLModel, table=True):
+    """A system holding personal data: ``sql``, ``http`` or ``task``.
+
+    Credentials (the SQL URL, the HTTP bearer token) live only in ``secret_config_encrypted``;
+    ``config`` holds what is safe to show (dataset map, base URL, assignee).
+    """
+
+    __tablename__ = "data_sources"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(sa_column=Column(String(100), nullable=False, unique=True))
+    kind: str = Field(max_length=10)  # sql | http | task
+    description: str | None = Field(default=None, max_length=500)
+    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    secret_config_encrypted: str | None = Field(default=None, sa_column=Column(Text))
+    active: bool = True
+    last_tested_at: datetime | None = timestamp(nullable=True)
+    created_at: datetime = timestamp()
+    deleted_at: datetime | None = timestamp(nullable=True)
+
+
+class FulfilmentJob(SQLModel, table=True):
+    """Work the worker does for ``fulfil``: claimed with a lease, retried, never lost."""
+
+    __tablename__ = "fulfilment_jobs"
+    __table_args__ = (Index("ix_fulfilment_jobs_due", "status", "next_attempt_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    request_id: uuid.UUID = Field(foreign_key="requests.id", index=True)
+    # queued -> running -> done | failed; "finalise" jobs build the pack once tasks are in.
+    status: str = Field(default="queued", max_length=20)
+    phase: str = Field(default="run", max_length=20)  # run | finalise
+    # The officer's input to ``fulfil`` (objection decision, grounds); no subject data.
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    actor: str = Field(max_length=64)
+    attempt_count: int = 0
+    next_attempt_at: datetime = timestamp()
+    claimed_until: datetime | None = timestamp(nullable=True)
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = timestamp()
+    finished_at: datetime | None = timestamp(nullable=True)
+
+
+class FulfilmentTask(SQLModel, table=True):
+    """A piece of fulfilment a ``task`` source's consumer does and reports back."""
+
+    __tablename__ = "fulfilment_tasks"
+    __table_args__ = (
+        Index("ix_fulfilment_tasks_request_id_created_at", "request_id", "created_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    request_id: uuid.UUID = Field(foreign_key="requests.id")
+    data_source_id: uuid.UUID = Field(foreign_key="data_sources.id")
+    assignee_client_id: str = Field(max_length=64)
+    status: str = Field(default="open", max_length=20)  # open | done | failed
+    note: str | None = Field(default=None, max_length=2000)
+    # Records a consumer returns for access/portability: personal data, so encrypted.
+    records_encrypted: str | None = Field(default=None, sa_column=Column(Text))
+    result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    created_at: datetime = timestamp()
+    completed_at: datetime | None = timestamp(nullable=True)
+
+
+class Export(SQLModel, table=True):
+    """A produced access or portability file, downloadable until it expires."""
+
+    __tablename__ = "exports"
+    __table_args__ = (Index("ix_exports_request_id_format", "request_id", "format"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    request_id: uuid.UUID = Field(foreign_key="requests.id")
+    format: str = Field(max_length=10)  # json | csv
+    file_name: str = Field(max_length=200)
+    size_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    sha256: str = Field(max_length=64)
+    created_at: datetime = timestamp()
+    expires_at: datetime = timestamp(index=True)
+    deleted_at: datetime | None = timestamp(nullable=True)
+    download_count: int = 0

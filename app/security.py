@@ -40,6 +40,7 @@ class Scope(StrEnum):
     WEBHOOKS_MANAGE = "webhooks:manage"
     SUPPRESSIONS_CHECK = "suppressions:check"
     SUPPRESSIONS_MANAGE = "suppressions:manage"
+    SOURCES_MANAGE = "sources:manage"
 
 
 SCOPE_DESCRIPTIONS = {
@@ -51,6 +52,7 @@ SCOPE_DESCRIPTIONS = {
     Scope.WEBHOOKS_MANAGE: "Manage webhook subscriptions (admins: every client's)",
     Scope.SUPPRESSIONS_CHECK: "Check whether a person is on the suppression list",
     Scope.SUPPRESSIONS_MANAGE: "List, add and remove suppression list entries",
+    Scope.SOURCES_MANAGE: "Register, test and remove data sources (admins)",
 }
 
 ROLE_SCOPES: dict[Role, frozenset[Scope]] = {

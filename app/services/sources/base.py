@@ -1,0 +1,128 @@
+"""What every data source connector offers fulfilment, and the shapes it answers in.
+
+Connectors never log or raise with the subject's data: a ``SourceError`` message names the
+source and the failure kind only.
+"""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class SourceError(Exception):
+    """A source could not be reached or refused the work; the message holds no personal data.
+
+    ``retryable`` is False when retrying cannot help (bad map, bad credentials, 4xx).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class SubjectIdentity:
+    """Who to look for: the request's normalised identities (any may be missing)."""
+
+    email: str | None = None
+    phone: str | None = None
+    customer_id: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str
+    category: str
+    provided_by_subject: bool
+
+
+@dataclass
+class RecordBatch:
+    """Some rows of one table of one source, values in ``columns`` order.
+
+    A connector yields a table's rows as consecutive batches; ``record_id_index`` points at
+    the primary key column within ``columns``.
+    """
+
+    source: str
+    table: str
+    columns: tuple[ColumnInfo, ...]
+    record_id_index: int
+    rows: list[tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class RetainedCategory:
+    """A category kept despite erasure, with its legal reason (shown to the subject)."""
+
+    category: str
+    reason: str
+    tables: tuple[str, ...] = ()
+
+
+@dataclass
+class ErasureOutcome:
+    source: str
+    deleted_rows: dict[str, int] = field(default_factory=dict)
+    anonymised_rows: dict[str, int] = field(default_factory=dict)
+    retained: list[RetainedCategory] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One rectified field; ``before``/``after`` go to the audit trail only."""
+
+    field: str
+    table: str
+    rows: int
+    before: Any
+    after: Any
+
+
+@dataclass
+class RectificationOutcome:
+    source: str
+    applied: list[FieldChange] = field(default_factory=list)
+    # Requested fields this source does not hold (another source may).
+    not_held: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RestrictionOutcome:
+    source: str
+    flagged_rows: int = 0
+    supported: bool = True
+
+
+class Connector(Protocol):
+    """A ``sql`` or ``http`` source as fulfilment uses it (``task`` sources have no connector)."""
+
+    name: str
+
+    async def test(self) -> None:
+        """Check the source is reachable and matches its configuration; raise SourceError."""
+
+    def collect(
+        self, identity: SubjectIdentity, *, provided_only: bool = False
+    ) -> AsyncIterator[RecordBatch]:
+        """Stream the subject's records, table by table, in bounded batches."""
+        ...
+
+    async def count(self, identity: SubjectIdentity) -> int:
+        """How many records the subject has (for progress); may be an estimate."""
+        ...
+
+    async def erase(self, identity: SubjectIdentity) -> ErasureOutcome: ...
+
+    async def rectify(
+        self, identity: SubjectIdentity, changes: list[dict[str, Any]]
+    ) -> RectificationOutcome:
+        """Apply ``[{"field", "current", "requested"}]`` where this source holds ``field``."""
+        ...
+
+    async def restrict(self, identity: SubjectIdentity, *, restricted: bool) -> RestrictionOutcome:
+        """Flag (or unflag) the subject as restricted, where the source can record it."""
+        ...
+
+    async def close(self) -> None: ...
