@@ -83,6 +83,14 @@ class InvalidTransition(Conflict):
     slug = "invalid-transition"
 
 
+class Gone(AppError):
+    """The resource existed but is no longer available (an expired export or download link)."""
+
+    status = 410
+    title = "Gone"
+    slug = "gone"
+
+
 class UnprocessableEntity(AppError):
     status = 422
     title = "Unprocessable request"

@@ -12,7 +12,11 @@ from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
 from app.middleware import AccessLogMiddleware, BodyHygieneMiddleware
 from app.models import utcnow
-from app.routers import auth, clients, health, requests, suppressions, webhooks
+from app.routers import auth, clients, health, requests, suppressions, tasks, webhooks
+from app.routers.data_sources import router as data_sources_router
+from app.routers.exports import router as exports_router
+from app.routers.register import router as register_router
+from app.services import data_sources, register
 from app.services.clients import ensure_bootstrap_admin
 from app.webhook_docs import register_webhook_docs
 from app.worker import Worker
@@ -64,6 +68,15 @@ All dates are local dates in the controller's time zone (default Europe/London).
 * **CCPA**: 45 calendar days (+45 on extension), rolled to a California business day.
 * `due_at` is the last second of the due date in the controller's time zone, in UTC.
 
+## Fulfilment
+Register the systems that hold personal data as **data sources** (admins:
+`/v1/data-sources`): `sql` databases described by a dataset map, `http` services speaking
+our REST contract, and `task` sources whose owners do the work and report back. An officer
+then calls `POST /v1/requests/{id}/fulfil`; the worker finds, exports, erases, rectifies,
+restricts or suppresses, shows its progress on the request (`fulfilment`), and completes the
+request. Access and portability produce a JSON file and a CSV zip, downloadable by the
+integration (`/export`) and by the subject through an expiring signed link emailed to them.
+
 ## Errors
 Every error is RFC 9457 `application/problem+json` and never contains personal data.
 """
@@ -84,6 +97,27 @@ TAGS = [
         "importing contacts; officers list, add and remove entries. Only keyed hashes of "
         "identities are stored.",
     },
+    {
+        "name": "Fulfilment tasks",
+        "description": "For `task` data sources: read the task you were sent (`task.created`) "
+        "and report its result.",
+    },
+    {
+        "name": "Data sources",
+        "description": "The systems holding personal data that fulfilment searches and "
+        "changes (admin): SQL databases with a dataset map, HTTP services, and tasks for "
+        "people or systems the service cannot reach. Credentials are stored encrypted.",
+    },
+    {
+        "name": "Processing register",
+        "description": "The record of processing activities (Art. 30) whose relevant part "
+        "every access pack carries as the Art. 15 supplementary information.",
+    },
+    {
+        "name": "Exports",
+        "description": "Access and portability files (JSON, and CSV zipped per data "
+        "category), downloadable until they expire, and the subject's signed download link.",
+    },
     {"name": "Health", "description": "Liveness and readiness."},
     {"name": "Webhook events", "description": "What your webhook endpoint receives."},
 ]
@@ -94,9 +128,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # A broken processing register must stop start-up, not the first access request.
+        register.load_register(settings)
         async with app.state.sessionmaker() as session:
             if await ensure_bootstrap_admin(session, settings=settings, now=utcnow()):
                 logger.info("created the bootstrap admin client")
+            if settings.demo and await data_sources.ensure_demo_source(
+                session, settings=settings, now=utcnow()
+            ):
+                logger.info("the demo CRM is registered as data source demo_crm")
             await session.commit()
         stop = asyncio.Event()
         worker_task = None
@@ -133,8 +173,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(clients.router)
     app.include_router(requests.router)
     app.include_router(requests.actions)
+    app.include_router(tasks.router)
     app.include_router(webhooks.router)
     app.include_router(suppressions.router)
+    app.include_router(data_sources_router)
+    app.include_router(exports_router)
+    app.include_router(register_router)
     app.include_router(health.router)
     return app
 

@@ -343,9 +343,32 @@ REQUEST_PUBLIC_EXAMPLE: dict[str, Any] = {
     },
     "rejection": None,
     "completion_summary": None,
+    "fulfilment": None,
+    "restricted": False,
     "created_at": "2026-09-03T09:12:01Z",
     "updated_at": "2026-09-03T11:40:00Z",
 }
+
+
+class FulfilmentPublic(BaseModel):
+    """The work done in the data sources, as it progresses."""
+
+    status: Literal["queued", "running", "waiting_for_tasks", "succeeded", "failed"]
+    progress: dict[str, Any] = Field(
+        default_factory=dict,
+        description="`step` (what is happening), `records` (records written so far), "
+        "`sources_done`.",
+    )
+    result: dict[str, Any] | None = Field(
+        default=None,
+        description="What was done, per source: rows erased or anonymised, categories "
+        "retained with their legal reason, fields rectified, exports produced, tasks. Never "
+        "the subject's data.",
+    )
+    error: str | None = None
+    requested_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
 
 class RequestPublic(BaseModel):
@@ -366,6 +389,14 @@ class RequestPublic(BaseModel):
     deadline: DeadlinePublic
     rejection: RejectionPublic | None = None
     completion_summary: str | None = None
+    fulfilment: FulfilmentPublic | None = Field(
+        default=None, description="Null until `fulfil` is called."
+    )
+    restricted: bool = Field(
+        default=False,
+        description="True while processing is restricted in the sources (restriction "
+        "requests and upheld objections) until `lift-restriction`.",
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -422,6 +453,50 @@ class CancelBody(StrictModel):
 
 class CompleteBody(StrictModel):
     summary: str | None = Field(default=None, max_length=4000)
+
+
+class FulfilBody(StrictModel):
+    """Input to ``fulfil``; only objections on legitimate interests or profiling need it."""
+
+    objection_decision: Literal["uphold", "override"] | None = Field(
+        default=None,
+        description="For an objection to processing on legitimate interests or profiling: "
+        "`uphold` stops the processing (flagged in the sources); `override` continues it on "
+        "compelling legitimate grounds, which you must give in `grounds`.",
+    )
+    grounds: str | None = Field(
+        default=None,
+        max_length=4000,
+        description="The compelling legitimate grounds that override the subject's interests "
+        "(required with `override`; kept in the audit trail and told to the subject).",
+    )
+    note: str | None = Field(default=None, max_length=4000)
+
+
+FULFIL_EXAMPLES: dict[str, Any] = {
+    "no_body": {"summary": "Most requests: no body needed", "value": {}},
+    "uphold": {
+        "summary": "Objection (legitimate interests): uphold",
+        "value": {"objection_decision": "uphold"},
+    },
+    "override": {
+        "summary": "Objection (legitimate interests): override",
+        "value": {
+            "objection_decision": "override",
+            "grounds": "Fraud prevention checks on active accounts are required by our card "
+            "scheme rules and protect other customers.",
+        },
+    },
+}
+
+
+class LiftRestrictionBody(StrictModel):
+    reason: str = Field(
+        min_length=1,
+        max_length=4000,
+        description="Why the restriction ends (e.g. the accuracy check finished); the subject "
+        "is told before the sources are unflagged (Art. 18(3)).",
+    )
 
 
 class VerificationMethod(StrEnum):

@@ -29,6 +29,37 @@ class RequestEventData(BaseModel):
     regulation: Regulation
     external_ref: str | None = None
     deadline: DeadlinePublic
+    exports: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="`export.ready`: each file's `id`, `format`, `size_bytes`, `sha256` and "
+        "`expires_at`. Download with `GET /v1/requests/{id}/export?format=`.",
+    )
+    task: dict[str, Any] | None = Field(
+        default=None,
+        description="`task.created`: `id`, `source`, `request_type`. Read the task (it names "
+        "the subject) with `GET /v1/requests/{id}/tasks/{task_id}` and report back with "
+        "`POST` to the same path.",
+    )
+    erasure: dict[str, Any] | None = Field(
+        default=None,
+        description="`subject.erased`: `sources` erased and `retained_categories`. If we "
+        "shared the subject's data with you, erase your copy (Art. 19).",
+    )
+    rectification: dict[str, Any] | None = Field(
+        default=None,
+        description="`subject.rectified`: the `fields` corrected (names, never values): "
+        "re-read the subject from your system of record.",
+    )
+    restriction: dict[str, Any] | None = Field(
+        default=None,
+        description="`subject.restricted` / `subject.restriction_lifted`: `restricted` "
+        "true or false (and the objection `scope` when an objection was upheld).",
+    )
+    suppression: dict[str, Any] | None = Field(
+        default=None,
+        description="`subject.suppressed`: the `channels` on which the subject must not be "
+        "contacted. Check contacts with `POST /v1/suppressions/check`.",
+    )
 
 
 class RequestWebhookEvent(BaseModel):

@@ -1,4 +1,4 @@
-"""The background worker: outbox fan-out, webhook delivery, mail and deadline sweeps.
+"""The background worker: outbox fan-out, webhook delivery, mail, fulfilment jobs and sweeps.
 
 Runs as ``dsr worker`` (any number of processes against PostgreSQL) or, with the embedded
 SQLite default, inside the API process. Every step is its own short transaction.
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.models import utcnow
-from app.services import delivery, mailer, sweeps
+from app.services import delivery, exports, fulfilment, fulfilment_jobs, mailer, sweeps
 
 logger = logging.getLogger("app.worker")
 
@@ -29,10 +29,11 @@ class PassStats:
     swept: int = 0
     mail_attempted: int = 0
     mail_sent: int = 0
+    jobs_started: int = 0
 
     @property
     def busy(self) -> bool:
-        return bool(self.fanned_out or self.attempted or self.mail_attempted)
+        return bool(self.fanned_out or self.attempted or self.mail_attempted or self.jobs_started)
 
 
 @dataclass
@@ -41,6 +42,9 @@ class Worker:
     sessionmaker: async_sessionmaker[AsyncSession]
     http: httpx.AsyncClient = field(init=False)
     last_sweep: float = field(default=0.0, init=False)
+    # Fulfilment jobs run beside delivery, so a long export does not hold up webhooks.
+    jobs: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    max_jobs: int = 2
 
     def __post_init__(self) -> None:
         self.http = httpx.AsyncClient(
@@ -51,7 +55,13 @@ class Worker:
         )
 
     async def close(self) -> None:
+        await self.wait_for_jobs()
         await self.http.aclose()
+
+    async def wait_for_jobs(self) -> None:
+        """Let running fulfilment jobs finish (shutdown, and tests)."""
+        while self.jobs:
+            await asyncio.gather(*self.jobs, return_exceptions=True)
 
     async def run_once(self, *, sweep: bool | None = None) -> PassStats:
         """One pass: fan out, deliver one batch, send mail, and sweep when due (or when told)."""
@@ -78,6 +88,7 @@ class Worker:
             stats.attempted = len(results)
             stats.succeeded = sum(result.succeeded for result in results)
         await self._send_mail(stats)
+        stats.jobs_started = await self._start_jobs()
         if sweep or (sweep is None and self._sweep_due()):
             stats.swept = await self.sweep()
         return stats
@@ -110,13 +121,33 @@ class Worker:
         stats.mail_attempted = len(results)
         stats.mail_sent = sum(result.sent for result in results)
 
+    async def _start_jobs(self) -> int:
+        """Claim fulfilment jobs up to this worker's capacity and run them as tasks."""
+        async with self.sessionmaker.begin() as session:
+            claims = await fulfilment_jobs.claim_due(
+                session, settings=self.settings, now=utcnow(), limit=self.max_jobs - len(self.jobs)
+            )
+        for claim in claims:
+            run = fulfilment.JobRun(
+                claim, sessionmaker=self.sessionmaker, settings=self.settings, http=self.http
+            )
+            task = asyncio.create_task(run.run())
+            self.jobs.add(task)
+            task.add_done_callback(self.jobs.discard)
+        return len(claims)
+
     def _sweep_due(self) -> bool:
         return time.monotonic() - self.last_sweep >= self.settings.sweep_interval
 
     async def sweep(self) -> int:
         self.last_sweep = time.monotonic()
         total = 0
-        for step in (sweeps.expire_unverified, sweeps.announce_overdue, sweeps.announce_due_soon):
+        for step in (
+            sweeps.expire_unverified,
+            sweeps.announce_overdue,
+            sweeps.announce_due_soon,
+            exports.delete_expired_exports,
+        ):
             async with self.sessionmaker.begin() as session:
                 total += await step(session, settings=self.settings, now=utcnow())
         return total

@@ -163,6 +163,51 @@ def test_validation_reports_every_problem(tmp_path: Path) -> None:
     assert not (tmp_path / "missing.db").exists()
 
 
+def test_contacts_carry_a_restriction_flag_the_map_names(tmp_path: Path) -> None:
+    db = create_demo_crm(tmp_path / "crm.db", contacts=30)
+    assert _count(db, "SELECT count(*) FROM contacts WHERE processing_restricted = 0") == 30
+    dataset_map = load_dataset_map()
+    assert dataset_map["restriction"] == {"table": "contacts", "column": "processing_restricted"}
+    # A flag the service sets, not the person's data: it is not among the mapped columns.
+    assert "processing_restricted" not in dataset_map["tables"]["contacts"]["columns"]
+    connection = sqlite3.connect(db)
+    try:
+        with pytest.raises(sqlite3.IntegrityError):
+            connection.execute("UPDATE contacts SET processing_restricted = 2")
+    finally:
+        connection.close()
+
+
+def test_validation_knows_the_restriction_flag(tmp_path: Path) -> None:
+    db = create_demo_crm(tmp_path / "crm.db", contacts=5)
+    without = copy.deepcopy(load_dataset_map())
+    del without["restriction"]
+    with pytest.raises(DatasetMapError) as raised:
+        validate_dataset_map(without, db)
+    assert raised.value.problems == [
+        "column contacts.processing_restricted is in the database but not in the map"
+    ]
+    misnamed = copy.deepcopy(load_dataset_map())
+    misnamed["restriction"]["column"] = "restricted"
+    with pytest.raises(DatasetMapError) as raised:
+        validate_dataset_map(misnamed, db)
+    assert "restriction column contacts.restricted is not in the database" in raised.value.problems
+    mapped = copy.deepcopy(load_dataset_map())
+    mapped["restriction"]["column"] = "email"
+    with pytest.raises(DatasetMapError, match="must not be a mapped column"):
+        validate_dataset_map(mapped, db)
+
+
+def test_validation_reports_structure_without_a_database(tmp_path: Path) -> None:
+    broken = copy.deepcopy(load_dataset_map())
+    broken["relations"].append({"from": "orders.order_id", "to": "orders.order_id"})
+    with pytest.raises(DatasetMapError) as raised:
+        validate_dataset_map(broken, tmp_path / "missing.db")
+    problems = "\n".join(raised.value.problems)
+    assert "relations form a cycle through table orders" in problems
+    assert "does not exist" in problems
+
+
 def test_cli_demo_create(tmp_path: Path) -> None:
     target = tmp_path / "demo.db"
     target.write_text("not a database")  # rebuilt, not appended to

@@ -48,7 +48,8 @@ CREATE TABLE contacts (
     town TEXT,
     postcode TEXT,
     date_of_birth TEXT,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    processing_restricted INTEGER NOT NULL DEFAULT 0 CHECK (processing_restricted IN (0, 1))
 );
 CREATE TABLE orders (
     order_id TEXT PRIMARY KEY,
@@ -216,8 +217,14 @@ def create_demo_crm(path: str | Path, *, contacts: int = 300, seed: int = 42) ->
             connection.executescript(SCHEMA)
             for table in TABLES:
                 if rows[table]:
-                    marks = ", ".join("?" * len(rows[table][0]))
-                    connection.executemany(f"INSERT INTO {table} VALUES ({marks})", rows[table])
+                    # Generated rows leave the trailing defaulted columns (the restriction flag).
+                    names = [
+                        column[1] for column in connection.execute(f"PRAGMA table_info({table})")
+                    ][: len(rows[table][0])]
+                    marks = ", ".join("?" * len(names))
+                    connection.executemany(
+                        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})", rows[table]
+                    )
     finally:
         connection.close()
     os.replace(building, target)

@@ -21,6 +21,7 @@ from app.deps import (
 from app.errors import Forbidden, problem
 from app.routers.common import AUTH_ERRORS, CONFLICT, NOT_FOUND, VALIDATION, Problem
 from app.schemas import (
+    FULFIL_EXAMPLES,
     REQUEST_CREATE_EXAMPLES,
     VERIFICATION_EXAMPLES,
     CancelBody,
@@ -30,6 +31,8 @@ from app.schemas import (
     EmailCodeVerification,
     EventPublic,
     ExtendBody,
+    FulfilBody,
+    LiftRestrictionBody,
     Page,
     PauseBody,
     RejectBody,
@@ -41,7 +44,7 @@ from app.schemas import (
     normalise_email,
 )
 from app.security import Scope
-from app.services import lifecycle, verification
+from app.services import fulfilment, lifecycle, verification
 from app.services import requests as service
 
 router = APIRouter(prefix="/v1/requests", tags=["Requests"])
@@ -462,13 +465,81 @@ async def complete(
     return service.to_public(dsr, settings, now)
 
 
-@_action_route("fulfil", "Run fulfilment against the data sources")
+@actions.post(
+    "/{request_id}/fulfil",
+    response_model=RequestPublic,
+    summary="Run fulfilment against the data sources",
+    responses={
+        **ACTION_ERRORS,
+        409: {
+            "model": Problem,
+            "description": "Not allowed in the request's status; fulfilment already under "
+            "way; no data sources configured; or no identity to search the sources by.",
+            "content": {"application/problem+json": {}},
+        },
+    },
+)
 async def fulfil(
-    officer: Officer, dsr: LockedRequest, session: SessionDep, settings: SettingsDep, now: NowDep
+    officer: Officer,
+    dsr: LockedRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    now: NowDep,
+    body: Annotated[FulfilBody | None, Body(openapi_examples=FULFIL_EXAMPLES)] = None,
 ) -> RequestPublic:
-    """Collect, erase or change the subject's data in the connected systems.
+    """Do what the request asks in every connected data source; the worker runs it.
 
-    Until data sources are configured this answers 409 `No data sources configured`.
+    The request shows `fulfilment.status` (`queued`, `running`, `waiting_for_tasks`,
+    `succeeded`, `failed`) and its progress. Per type:
+
+    - **access**: every record of the subject, with the Art. 15 supplementary information
+      from the processing register, as JSON and as a CSV zip; the subject is emailed
+      expiring download links and `export.ready` is raised.
+    - **portability**: only the data the subject provided, in the formats asked for, and
+      sent to `transmit_to` when given.
+    - **erasure**: each data category erased by its strategy (delete, null, mask); retained
+      categories are listed with their legal reason; the subject goes on the suppression
+      list; `subject.erased` tells recipients (Art. 19).
+    - **rectification**: the requested changes applied in the sources; before and after
+      values are kept in the audit trail only; `subject.rectified`.
+    - **restriction**: the subject flagged as restricted in the sources and suppressed;
+      `subject.restricted`; end it with `lift-restriction`.
+    - **objection**: direct marketing is absolute: the subject is suppressed on the named
+      channels. Legitimate interests or profiling need your decision in the body:
+      `uphold` (processing stopped, flagged in the sources) or `override` with the
+      compelling `grounds`.
+
+    `task` sources get a `task.created` event each; the request completes when all tasks are
+    reported. When the work succeeds the request is completed and the subject told. A failed
+    run (`fulfilment.status` = `failed`, with `error`) can be run again.
     """
-    await lifecycle.fulfil(session, dsr=dsr)
+    await fulfilment.request_fulfilment(
+        session,
+        settings=settings,
+        dsr=dsr,
+        body=body or FulfilBody(),
+        actor=officer.client_id,
+        now=now,
+    )
+    return service.to_public(dsr, settings, now)
+
+
+@_action_route("lift-restriction", "End a restriction of processing")
+async def lift_restriction(
+    officer: Officer,
+    dsr: LockedRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    now: NowDep,
+    body: LiftRestrictionBody,
+) -> RequestPublic:
+    """Lift the restriction this request put in place (a restriction, or an upheld objection).
+
+    The subject is emailed first, with your `reason` (Art. 18(3)); then the worker unflags
+    the sources and raises `subject.restriction_lifted`, and the suppression entries the
+    restriction added are removed. 409 when the request restricts nothing.
+    """
+    await fulfilment.request_lift(
+        session, settings=settings, dsr=dsr, reason=body.reason, actor=officer.client_id, now=now
+    )
     return service.to_public(dsr, settings, now)

@@ -20,6 +20,7 @@ EVENT_TYPES: dict[str, str] = {
     "subject.erased": "The subject's data was erased.",
     "subject.rectified": "The subject's data was corrected.",
     "subject.restricted": "Processing of the subject's data was restricted.",
+    "subject.restriction_lifted": "A restriction ended; the subject was told beforehand.",
     "subject.suppressed": "The subject was added to the suppression list.",
     "webhook.endpoint_disabled": "An endpoint was disabled after failing (admins only).",
 }

@@ -42,18 +42,26 @@ def audit_row(
 
 
 def outbox_row(
-    *, dsr: DsrRequest, settings: Settings, now: datetime, webhook_event: str
+    *,
+    dsr: DsrRequest,
+    settings: Settings,
+    now: datetime,
+    webhook_event: str,
+    extra: dict[str, Any] | None = None,
+    owner_client_id: str | None = None,
 ) -> dict[str, Any]:
+    """``extra`` adds event-specific fields to ``data`` (never the subject's data);
+    ``owner_client_id`` sends it to another client's endpoints (a task's assignee)."""
     payload = {
         "type": webhook_event,
         "timestamp": now.isoformat().replace("+00:00", "Z"),
-        "data": webhook_data(dsr, settings, now),
+        "data": {**webhook_data(dsr, settings, now), **(extra or {})},
     }
     return {
         "id": uuid.uuid4(),
         "event_type": webhook_event,
         "request_id": dsr.id,
-        "owner_client_id": dsr.submitted_by,
+        "owner_client_id": owner_client_id or dsr.submitted_by,
         "payload": payload,
         "created_at": now,
         "published_at": None,
@@ -70,6 +78,8 @@ def record(
     audit_type: str,
     audit_data: dict[str, Any] | None = None,
     webhook_event: str | None = None,
+    webhook_extra: dict[str, Any] | None = None,
+    webhook_owner: str | None = None,
 ) -> None:
     """Add an audit entry and, when the change is announced, its outbox row."""
     session.add(
@@ -80,7 +90,14 @@ def record(
     if webhook_event is not None:
         session.add(
             OutboxEvent(
-                **outbox_row(dsr=dsr, settings=settings, now=now, webhook_event=webhook_event)
+                **outbox_row(
+                    dsr=dsr,
+                    settings=settings,
+                    now=now,
+                    webhook_event=webhook_event,
+                    extra=webhook_extra,
+                    owner_client_id=webhook_owner,
+                )
             )
         )
 

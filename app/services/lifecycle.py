@@ -72,6 +72,7 @@ def record_change(
     event: str,
     data: dict[str, Any] | None = None,
     announce: bool = True,
+    webhook_extra: dict[str, Any] | None = None,
 ) -> DsrRequest:
     """Stamp the change and write its audit entry (and, when announced, its outbox row)."""
     dsr.updated_at = now
@@ -85,6 +86,7 @@ def record_change(
         audit_type=event,
         audit_data=data,
         webhook_event=event if announce else None,
+        webhook_extra=webhook_extra,
     )
     return dsr
 
@@ -260,8 +262,9 @@ async def complete(
     summary: str | None,
     actor: str,
     now: datetime,
+    how_to_collect: str = HOW_TO_COLLECT,
 ) -> DsrRequest:
-    """Record that the request has been answered."""
+    """Record that the request has been answered (by hand, or by fulfilment)."""
     ensure_allowed(dsr, Action.COMPLETE)
     _close(dsr, RequestStatus.COMPLETED, now)
     dsr.outcome_note = summary
@@ -271,7 +274,7 @@ async def complete(
         settings=settings,
         dsr=dsr,
         kind=mail.MessageKind.COMPLETION,
-        context={"summary": summary, "how_to_collect": HOW_TO_COLLECT},
+        context={"summary": summary, "how_to_collect": how_to_collect},
         now=now,
     )
     return record_change(
@@ -282,14 +285,4 @@ async def complete(
         actor=actor,
         event="request.completed",
         data={"summary": summary, "on_time": on_time},
-    )
-
-
-async def fulfil(session: AsyncSession, *, dsr: DsrRequest) -> DsrRequest:
-    """Run the connectors against the data sources (arrives with data sources, Step 4)."""
-    ensure_allowed(dsr, Action.FULFIL)
-    raise Conflict(
-        "No data sources are configured, so there is nothing to fulfil against. "
-        "Fulfil the request manually and record it with `complete`.",
-        title="No data sources configured",
     )

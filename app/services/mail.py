@@ -28,6 +28,8 @@ class MessageKind(StrEnum):
     EXTENSION = "extension"
     REJECTION = "rejection"
     COMPLETION = "completion"
+    EXPORT_READY = "export_ready"
+    RESTRICTION_LIFTED = "restriction_lifted"
 
 
 @lru_cache(maxsize=8)

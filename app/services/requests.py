@@ -16,6 +16,7 @@ from app.config import Settings
 from app.errors import Conflict, UnprocessableEntity
 from app.models import DsrRequest, IdempotencyKey, RequestEvent
 from app.schemas import (
+    FulfilmentPublic,
     RequestCreateBase,
     RequestPublic,
     RequestStatus,
@@ -60,8 +61,25 @@ def to_public(dsr: DsrRequest, settings: Settings, now: datetime) -> RequestPubl
         deadline=clock.deadline_view(dsr, settings, now),
         rejection=rejection,
         completion_summary=dsr.outcome_note if dsr.status == RequestStatus.COMPLETED else None,
+        fulfilment=_fulfilment_view(dsr),
+        restricted=dsr.restricted_at is not None,
         created_at=dsr.created_at,
         updated_at=dsr.updated_at,
+    )
+
+
+def _fulfilment_view(dsr: DsrRequest) -> FulfilmentPublic | None:
+    if dsr.fulfilment_status is None:
+        return None
+    state = dsr.fulfilment or {}
+    return FulfilmentPublic(
+        status=dsr.fulfilment_status,  # type: ignore[arg-type]
+        progress=state.get("progress") or {},
+        result=state.get("result"),
+        error=state.get("error"),
+        requested_at=state.get("requested_at"),
+        started_at=state.get("started_at"),
+        finished_at=state.get("finished_at"),
     )
 
 

@@ -227,3 +227,26 @@ async def remove(session: AsyncSession, *, entry_id: uuid.UUID, actor: str, now:
         ",".join(entry.channels),
         actor,
     )
+
+
+async def remove_for_request(session: AsyncSession, *, request_id: uuid.UUID, reason: str) -> int:
+    """Delete the entries a request added for ``reason`` (a restriction being lifted).
+
+    An entry a later request extended for another reason is kept: that reason still holds.
+    """
+    entries = (
+        await session.execute(
+            select(SuppressionEntry)
+            .where(
+                col(SuppressionEntry.request_id) == request_id,
+                col(SuppressionEntry.reason) == reason,
+            )
+            .with_for_update()
+        )
+    ).scalars()
+    removed = 0
+    for entry in entries:
+        await session.delete(entry)
+        removed += 1
+    await session.flush()
+    return removed

@@ -24,7 +24,7 @@ from httpx import AsyncClient, BasicAuth
 from jose import jwt
 
 from app.main import create_app
-from app.models import WebhookDelivery, WebhookEndpoint, utcnow
+from app.models import DsrRequest, FulfilmentTask, WebhookDelivery, WebhookEndpoint, utcnow
 from app.security import TOKEN_AUDIENCE, TOKEN_ISSUER, Scope, _derived_key
 from tests.conftest import ADMIN_ID, ADMIN_SECRET, TEST_SECRET_KEY, make_settings, new_client
 from tests.factories import create_request, request_body
@@ -54,6 +54,7 @@ CALLERS = BAD_TOKEN_CALLERS + ROLE_CALLERS
 RID = "/v1/requests/{request_id}"
 WID = "/v1/webhooks/{webhook_id}"
 SID = "/v1/suppressions/{suppression_id}"
+DSID = "/v1/data-sources/{source_id}"
 SUPPRESSION_BODY = {"email": "matrix@example.com", "channels": ["email"]}
 
 # The first column applies to every caller in BAD_TOKEN_CALLERS.
@@ -76,7 +77,18 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("POST", RID + "/reject"):                   (401,         403,         200,     200),
     ("POST", RID + "/cancel"):                   (401,         404,         200,     200),
     ("POST", RID + "/complete"):                 (401,         403,         200,     200),
-    ("POST", RID + "/fulfil"):                   (401,         403,         409,     409),
+    # A task source is registered first, so the officer's call queues the work.
+    ("POST", RID + "/fulfil"):                   (401,         403,         200,     200),
+    ("POST", RID + "/lift-restriction"):         (401,         403,         200,     200),
+    ("GET",  RID + "/tasks"):                    (401,         404,         200,     200),
+    # The task is assigned to the admin client; officers see every task.
+    ("GET",  RID + "/tasks/{task_id}"):          (401,         404,         200,     200),
+    ("POST", RID + "/tasks/{task_id}"):          (401,         404,         200,     200),
+    # No export exists in the matrix: only who may ask is checked (tests/routers/test_exports.py).
+    ("GET",  RID + "/exports"):                  (401,         404,         200,     200),
+    ("GET",  RID + "/export"):                   (401,         404,         404,     404),
+    # The subject's link needs no login; any Authorization header is ignored.
+    ("GET",  "/v1/exports/{token}"):             (404,         404,         404,     404),
     ("POST", "/v1/webhooks"):                    (401,         201,         201,     201),
     ("GET",  "/v1/webhooks"):                    (401,         200,         200,     200),
     ("GET",  WID):                               (401,         404,         200,     200),
@@ -89,6 +101,12 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("POST", "/v1/suppressions"):                (401,         403,         201,     201),
     ("GET",  "/v1/suppressions"):                (401,         403,         200,     200),
     ("DELETE", SID):                             (401,         403,         204,     204),
+    ("POST", "/v1/data-sources"):                (401,         403,         403,     201),
+    ("GET",  "/v1/data-sources"):                (401,         403,         403,     200),
+    ("GET",  DSID):                              (401,         403,         403,     200),
+    ("DELETE", DSID):                            (401,         403,         403,     204),
+    ("POST", DSID + "/test"):                    (401,         403,         403,     200),
+    ("GET",  "/v1/processing-register"):         (401,         200,         200,     200),
 }
 # fmt: on
 
@@ -131,6 +149,11 @@ SCENARIOS: dict[str, tuple[str, dict[str, Any] | None]] = {
     RID + "/cancel":            (AWAITING,    ACTION_BODIES["cancel"]),
     RID + "/complete":          (IN_PROGRESS, ACTION_BODIES["complete"]),
     RID + "/fulfil":            (IN_PROGRESS, ACTION_BODIES["fulfil"]),
+    RID + "/lift-restriction":  (IN_PROGRESS, {"reason": "accuracy check finished"}),
+    RID + "/tasks":             (IN_PROGRESS, None),
+    RID + "/tasks/{task_id}":   (IN_PROGRESS, {"status": "done", "note": "matrix"}),
+    RID + "/exports":           (AWAITING,    None),
+    RID + "/export":            (AWAITING,    None),
 }
 
 # Per-endpoint routes act on a webhook endpoint *registered by the officer* (so never the
@@ -349,6 +372,53 @@ async def suppression_in(client: AsyncClient, officer_headers: dict[str, str]) -
     return str(response.json()["items"][0]["id"])
 
 
+def data_source_body() -> dict[str, Any]:
+    """A task source (no connection to test) assigned to the bootstrap admin client."""
+    return {
+        "name": f"matrix-{uuid.uuid4().hex[:8]}",
+        "kind": "task",
+        "assignee_client_id": ADMIN_ID,
+    }
+
+
+async def data_source_in(client: AsyncClient, admin_headers: dict[str, str]) -> str:
+    response = await client.post("/v1/data-sources", headers=admin_headers, json=data_source_body())
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def prepare_request(
+    app: FastAPI, client: AsyncClient, admin_headers: dict[str, str], path: str, request_id: str
+) -> str:
+    """Fill what a per-request route needs beyond the status; returns the URL to call."""
+    url = path.replace("{request_id}", request_id)
+    if path.endswith("/fulfil"):
+        await data_source_in(client, admin_headers)
+    if path.endswith("/lift-restriction") or "/tasks" in path:
+        source_id = uuid.UUID(await data_source_in(client, admin_headers))
+        async with app.state.sessionmaker() as session:
+            dsr = await session.get(DsrRequest, uuid.UUID(request_id))
+            assert dsr is not None
+            dsr.restricted_at = utcnow()
+            task = FulfilmentTask(
+                request_id=dsr.id,
+                data_source_id=source_id,
+                assignee_client_id=ADMIN_ID,
+                created_at=utcnow(),
+            )
+            session.add(task)
+            await session.commit()
+        url = url.replace("{task_id}", str(task.id))
+    return url
+
+
+async def _data_source_snapshot(
+    client: AsyncClient, admin_headers: dict[str, str], source_id: str
+) -> Any:
+    response = await client.get(f"/v1/data-sources/{source_id}", headers=admin_headers)
+    return response.status_code, response.json()
+
+
 async def _webhook_snapshot(
     client: AsyncClient, officer_headers: dict[str, str], webhook_id: str
 ) -> Any:
@@ -391,12 +461,13 @@ async def test_authorisation_matrix(
             continue
         expected = _expected(method, path, caller)
         url, request_id, webhook_id, before = path, None, None, None
+        source_id = None
         kwargs: dict[str, Any] = {}
         if path in SCENARIOS:
             status, body = SCENARIOS[path]
             request_id = await request_in(client, officer_headers, officer_headers, status)
+            url = await prepare_request(app, client, admin_headers, path, request_id)
             before = await _snapshot(client, officer_headers, request_id)
-            url = path.replace("{request_id}", request_id)
             if body is not None:
                 kwargs["json"] = body
         elif path in WEBHOOK_SCENARIOS:
@@ -427,6 +498,14 @@ async def test_authorisation_matrix(
         elif path == SID:
             suppression_id = await suppression_in(client, officer_headers)
             url = path.replace("{suppression_id}", suppression_id)
+        elif path == "/v1/exports/{token}":
+            url = "/v1/exports/not-a-download-link"
+        elif (method, path) == ("POST", "/v1/data-sources"):
+            kwargs["json"] = data_source_body()
+        elif path.startswith(DSID):
+            source_id = await data_source_in(client, admin_headers)
+            before = await _data_source_snapshot(client, admin_headers, source_id)
+            url = path.replace("{source_id}", source_id)
         if "{" in url:
             mismatches.append(f"{method} {path}: add a scenario that fills its path parameters")
             continue
@@ -446,6 +525,10 @@ async def test_authorisation_matrix(
             after = await _webhook_snapshot(client, officer_headers, webhook_id)
             if after != before:
                 mismatches.append(f"{cell}: a refused call changed the webhook endpoint")
+        if expected >= 400 and source_id is not None:
+            after = await _data_source_snapshot(client, admin_headers, source_id)
+            if after != before:
+                mismatches.append(f"{cell}: a refused call changed the data source")
         if expected >= 400 and request_id is not None:
             after = await _snapshot(client, officer_headers, request_id)
             if after != before:

@@ -1,0 +1,256 @@
+"""Export files once written: their records, signed download links, downloads and expiry.
+
+The files themselves are produced by ``app.services.export_writer``. Each lives at
+``<DSR_EXPORT_DIR>/<request id>/<export id>.json|.zip`` until ``expires_at``; a worker
+sweep then deletes it and marks the record. Download links carry a JWT signed with a key
+derived for this purpose alone, so an access token can never serve as a link (or back).
+"""
+
+import logging
+import os
+import re
+import uuid
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import IO
+
+from jose import JWTError, jwt
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.config import Settings
+from app.errors import Gone, NotFound
+from app.models import DsrRequest, Export, utcnow
+from app.security import ALGORITHMS, _derived_key
+from app.services import events
+from app.services.export_writer import MEDIA_TYPES, SUFFIXES, ExportFile
+
+logger = logging.getLogger("app.exports")
+
+DOWNLOAD_AUDIENCE = "dsr-export"
+DOWNLOAD_ACTOR = "download-link"
+_TOKEN_PURPOSE = "export-download-link"
+# A link token is ~200 characters; anything far longer is not one of ours.
+_MAX_TOKEN_LENGTH = 1024
+
+
+class ExportFormat(StrEnum):
+    JSON = "json"
+    CSV = "csv"
+
+
+# ---------------------------------------------------------------- storage
+
+
+def export_directory(settings: Settings, request_id: uuid.UUID) -> Path:
+    """Where a request's export files are written (``DSR_EXPORT_DIR/<request id>``)."""
+    return Path(settings.export_dir).expanduser() / str(request_id)
+
+
+def export_path(export: Export, settings: Settings) -> Path:
+    return export_directory(settings, export.request_id) / f"{export.id}{SUFFIXES[export.format]}"
+
+
+def media_type(export: Export) -> str:
+    return MEDIA_TYPES[export.format]
+
+
+def is_available(export: Export, now: datetime) -> bool:
+    """Not yet expired nor deleted."""
+    return export.deleted_at is None and export.expires_at > now
+
+
+async def record_exports(
+    session: AsyncSession,
+    *,
+    request_id: uuid.UUID,
+    files: dict[str, ExportFile],
+    settings: Settings,
+    now: datetime,
+) -> list[Export]:
+    """Add an Export row per written file, downloadable for DSR_EXPORT_TTL_HOURS from now."""
+    expires_at = now + timedelta(hours=settings.export_ttl_hours)
+    exports = [
+        Export(
+            id=file.export_id,
+            request_id=request_id,
+            format=file.format,
+            file_name=file.file_name,
+            size_bytes=file.size_bytes,
+            sha256=file.sha256,
+            created_at=now,
+            expires_at=expires_at,
+        )
+        for file in files.values()
+    ]
+    session.add_all(exports)
+    return exports
+
+
+async def list_exports(session: AsyncSession, *, request_id: uuid.UUID) -> list[Export]:
+    """Every export of a request, newest first (expired and deleted ones included)."""
+    result = await session.execute(
+        select(Export)
+        .where(col(Export.request_id) == request_id)
+        .order_by(col(Export.created_at).desc(), col(Export.id).desc())
+    )
+    return list(result.scalars())
+
+
+async def latest_export(
+    session: AsyncSession, *, request_id: uuid.UUID, export_format: str, now: datetime
+) -> Export:
+    """The newest available export of this format; 404 if none was made, 410 if all expired."""
+    result = await session.execute(
+        select(Export)
+        .where(col(Export.request_id) == request_id, col(Export.format) == export_format)
+        .order_by(col(Export.created_at).desc(), col(Export.id).desc())
+    )
+    newest = None
+    for export in result.scalars():
+        newest = newest or export
+        if is_available(export, now):
+            return export
+    if newest is None:
+        raise NotFound(
+            f"No {export_format} export of this request exists yet; fulfil the request first.",
+            title="No export yet",
+        )
+    raise Gone(
+        f"The {export_format} export of this request has expired and its file was deleted; "
+        "fulfil the request again to produce a new one.",
+        title="Export expired",
+    )
+
+
+def open_export(export: Export, settings: Settings) -> tuple[IO[bytes], int]:
+    """The open file and its size; 410 when the file has gone from disk.
+
+    Opened before the response starts, so an expiry sweep deleting it mid-download cannot
+    cut the transfer short (the open file outlives its name).
+    """
+    try:
+        file = open(export_path(export, settings), "rb")  # noqa: SIM115 - closed by the stream
+    except FileNotFoundError:
+        # Usually DSR_EXPORT_DIR is not shared between the worker and this API replica.
+        logger.warning("export file missing: export %s", export.id)
+        raise Gone(
+            "The export file is no longer available; fulfil the request again to produce a "
+            "new one.",
+            title="Export unavailable",
+        ) from None
+    return file, os.fstat(file.fileno()).st_size
+
+
+def download_headers(export: Export) -> dict[str, str]:
+    """Attachment, never cached or sniffed, with the digest the manifest also lists."""
+    file_name = re.sub(r"[^A-Za-z0-9._-]", "_", export.file_name) or "export"
+    return {
+        "Content-Disposition": f'attachment; filename="{file_name}"',
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "ETag": f'"{export.sha256}"',
+    }
+
+
+async def record_download(
+    session: AsyncSession,
+    *,
+    export: Export,
+    dsr: DsrRequest,
+    settings: Settings,
+    now: datetime,
+    actor: str,
+) -> None:
+    """Count the download and put it on the request's audit trail (no webhook)."""
+    # One UPDATE, so concurrent downloads are all counted.
+    await session.execute(
+        update(Export)
+        .where(col(Export.id) == export.id)
+        .values(download_count=col(Export.download_count) + 1)
+    )
+    events.record(
+        session,
+        dsr=dsr,
+        settings=settings,
+        now=now,
+        actor=actor,
+        audit_type="export.downloaded",
+        audit_data={"export_id": str(export.id), "format": export.format},
+    )
+
+
+# ---------------------------------------------------------------- download links
+
+
+def _link_key(settings: Settings) -> bytes:
+    return _derived_key(settings.secret_key, _TOKEN_PURPOSE)
+
+
+def issue_download_token(export_id: uuid.UUID, expires_at: datetime, settings: Settings) -> str:
+    """A signed token naming the export, valid until ``expires_at``."""
+    claims = {"aud": DOWNLOAD_AUDIENCE, "sub": str(export_id), "exp": int(expires_at.timestamp())}
+    return str(jwt.encode(claims, _link_key(settings), algorithm="HS256"))
+
+
+def download_url(export: Export, settings: Settings) -> str:
+    """The subject's personal link: ``DSR_PUBLIC_URL/v1/exports/<token>``."""
+    token = issue_download_token(export.id, export.expires_at, settings)
+    return f"{settings.public_url.rstrip('/')}/v1/exports/{token}"
+
+
+def verify_download_token(
+    token: str, settings: Settings, *, now: datetime | None = None
+) -> uuid.UUID | None:
+    """The export id of a genuine link; None for anything forged, garbled or not ours.
+
+    A genuine link past its expiry raises ``Gone``, so its holder learns it expired rather
+    than that it never existed.
+    """
+    if len(token) > _MAX_TOKEN_LENGTH:
+        return None
+    try:
+        claims = jwt.decode(
+            token,
+            _link_key(settings),
+            algorithms=ALGORITHMS,
+            audience=DOWNLOAD_AUDIENCE,
+            # Expiry is checked below against the service's clock, after the signature.
+            options={"verify_exp": False, "require_exp": True, "require_sub": True},
+        )
+        export_id = uuid.UUID(str(claims["sub"]))
+        expires = float(claims["exp"])
+    except (JWTError, ValueError, TypeError, KeyError):
+        return None
+    if expires <= (now or utcnow()).timestamp():
+        raise Gone("This download link has expired.", title="Download link expired")
+    return export_id
+
+
+# ---------------------------------------------------------------- expiry
+
+
+async def delete_expired_exports(
+    session: AsyncSession, *, settings: Settings, now: datetime, limit: int = 500
+) -> int:
+    """Delete the files of exports past ``expires_at`` and mark them; how many were swept.
+
+    Rows are claimed with ``FOR UPDATE SKIP LOCKED``, so several workers share the work.
+    A file already gone is not an error: a rolled-back sweep is simply done again.
+    """
+    result = await session.execute(
+        select(Export)
+        .where(col(Export.deleted_at).is_(None), col(Export.expires_at) <= now)
+        .order_by(col(Export.expires_at))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    expired = list(result.scalars())
+    for export in expired:
+        # The request's folder stays: a new export may be being written into it right now.
+        export_path(export, settings).unlink(missing_ok=True)
+        export.deleted_at = now
+    return len(expired)

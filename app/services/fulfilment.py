@@ -1,0 +1,676 @@
+"""Fulfilment: the officer asks, the worker does the work in the sources, the request completes.
+
+``request_fulfilment`` (the ``fulfil`` action) checks and queues a job in the request's
+transaction. The worker claims it (``run_job``), reads the request, works through the data
+sources outside any transaction while showing progress on the request, then writes every
+effect (exports, suppression, audit entries, webhook events, tasks, completion) in one
+concluding transaction guarded by the job's lease.
+
+A ``task`` source has no connector: its consumer receives ``task.created`` and posts the
+result back; the request waits (``waiting_for_tasks``) and a ``finalise`` job completes it
+once every task is in.
+"""
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from app.config import Settings
+from app.errors import Conflict, UnprocessableEntity
+from app.models import DataSource, DsrRequest, FulfilmentTask, utcnow
+from app.schemas import FulfilBody, RequestStatus, RequestType
+from app.security import decrypt_secret
+from app.services import (
+    data_sources,
+    events,
+    exports,
+    lifecycle,
+    mail,
+    register,
+    suppression,
+)
+from app.services import fulfilment_jobs as jobs
+from app.services import fulfilment_steps as steps
+from app.services import tasks as task_service
+from app.services.sources import Connector, SourceError, SubjectIdentity, connector_for
+
+logger = logging.getLogger("app.fulfilment")
+
+QUEUED = "queued"
+RUNNING = "running"
+WAITING = "waiting_for_tasks"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+BUSY = frozenset({QUEUED, RUNNING, WAITING})
+
+NO_SOURCES = (
+    "No data sources are configured, so there is nothing to fulfil against. Register one "
+    "(POST /v1/data-sources), or fulfil the request by hand and record it with `complete`."
+)
+EXPORT_COLLECTION = "Your download links come in a separate message from us."
+PORTABILITY_NOTE = (
+    "The personal data you provided to us, in a structured, commonly used and "
+    "machine-readable format (UK GDPR Art. 20)."
+)
+
+
+def identity_of(dsr: DsrRequest) -> SubjectIdentity:
+    return SubjectIdentity(
+        email=dsr.subject_email,
+        phone=dsr.subject_phone,
+        customer_id=dsr.subject_customer_id,
+        name=dsr.subject_name,
+    )
+
+
+def _needs_sources(dsr: DsrRequest, body: FulfilBody) -> bool:
+    if dsr.type != RequestType.OBJECTION:
+        return True
+    scope = dsr.details.get("scope")
+    return scope != "direct_marketing" and body.objection_decision == "uphold"
+
+
+def _check_objection(dsr: DsrRequest, body: FulfilBody) -> None:
+    scope = dsr.details.get("scope")
+    if dsr.type != RequestType.OBJECTION or scope == "direct_marketing":
+        if body.objection_decision is not None:
+            raise UnprocessableEntity(
+                "objection_decision applies only to objections on legitimate interests or "
+                "profiling (a direct marketing objection is absolute)."
+            )
+        return
+    if body.objection_decision is None:
+        raise UnprocessableEntity(
+            "An objection on legitimate interests or profiling needs an officer decision: "
+            'send {"objection_decision": "uphold"} or {"objection_decision": "override", '
+            '"grounds": "..."}.'
+        )
+    if body.objection_decision == "override" and not (body.grounds or "").strip():
+        raise UnprocessableEntity(
+            "Overriding an objection needs the compelling legitimate grounds in `grounds`."
+        )
+
+
+async def request_fulfilment(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    dsr: DsrRequest,
+    body: FulfilBody,
+    actor: str,
+    now: datetime,
+) -> DsrRequest:
+    """Queue the work (the ``fulfil`` action); the worker picks it up within moments."""
+    lifecycle.ensure_allowed(dsr, lifecycle.Action.FULFIL)
+    if dsr.fulfilment_status in BUSY:
+        raise Conflict(
+            f"Fulfilment is already under way ({dsr.fulfilment_status}).",
+            title="Fulfilment under way",
+        )
+    _check_objection(dsr, body)
+    sources = await data_sources.active_sources(session)
+    if _needs_sources(dsr, body):
+        if not sources:
+            raise Conflict(NO_SOURCES, title="No data sources configured")
+        identity = identity_of(dsr)
+        if not (identity.email or identity.phone or identity.customer_id):
+            raise Conflict(
+                "The request names no email, phone or customer id to find the subject by; "
+                "fulfil it by hand and record it with `complete`.",
+                title="No identity to search by",
+            )
+    params = body.model_dump(exclude_none=True)
+    await task_service.supersede_open(session, dsr.id)
+    session.add(jobs.new_job(request_id=dsr.id, phase="run", params=params, actor=actor, now=now))
+    dsr.fulfilment_status = QUEUED
+    dsr.fulfilment = {
+        "requested_at": _iso(now),
+        "requested_by": actor,
+        "params": params,
+        "progress": {"step": "queued"},
+        "result": None,
+        "error": None,
+    }
+    return lifecycle.record_change(
+        session,
+        dsr,
+        settings=settings,
+        now=now,
+        actor=actor,
+        event="fulfilment.requested",
+        data={**params, "sources": [source.name for source in sources]},
+        announce=False,
+    )
+
+
+# ---------------------------------------------------------------- the worker's side
+
+
+class JobRun:
+    """One claimed job on one worker."""
+
+    def __init__(
+        self,
+        job: jobs.ClaimedJob,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        http: httpx.AsyncClient,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.job = job
+        self.sessionmaker = sessionmaker
+        self.settings = settings
+        self.http = http
+        self.clock = clock
+        self.progress_state: dict[str, Any] = {}
+        self.last_progress_write = 0.0
+
+    async def run(self) -> None:
+        """Run the job to its end; failures are recorded on the request, never raised."""
+        try:
+            await self._run()
+        except jobs.LeaseLost:
+            logger.warning("fulfilment job %s was taken over by another worker", self.job.id)
+        except SourceError as exc:
+            await self._failed(str(exc), retryable=exc.retryable)
+        except Exception as exc:  # one job must never take the worker down
+            logger.error("fulfilment job %s failed: %s", self.job.id, type(exc).__name__)
+            await self._failed(f"internal error ({type(exc).__name__})", retryable=True)
+
+    async def _run(self) -> None:
+        job = self.job
+        tasks: list[FulfilmentTask] = []
+        async with self.sessionmaker.begin() as session:
+            dsr = await session.get(DsrRequest, job.request_id, with_for_update=True)
+            if dsr is None:
+                await jobs.finish(session, job, status=jobs.DONE, now=self.clock())
+                return
+            if job.phase == "lift":
+                snapshot = self._snapshot(dsr)
+                sources = await data_sources.active_sources(session)
+            elif dsr.status != RequestStatus.IN_PROGRESS:
+                await self._abandon(session, dsr)
+                return
+            else:
+                snapshot = self._snapshot(dsr)
+                sources = await data_sources.active_sources(session)
+                tasks = await _tasks(session, dsr.id) if job.phase == "finalise" else []
+                self._show(dsr, status=RUNNING, step="started")
+            await jobs.hold(session, job, settings=self.settings, now=self.clock())
+        connectors = [
+            connector_for(source, self.settings, request_id=job.request_id)
+            for source in sources
+            if source.kind != "task"
+        ]
+        try:
+            if job.phase == "lift":
+                result = await steps.restrict(snapshot, connectors, self.progress, restricted=False)
+                await self._conclude_lift(result)
+                return
+            task_sources = [source for source in sources if source.kind == "task"]
+            creates_tasks = job.phase == "run" and bool(task_sources)
+            creates_tasks = (
+                creates_tasks and snapshot.params.get("objection_decision") != "override"
+            )
+            outcome = await self._work(snapshot, connectors, tasks, defer=creates_tasks)
+        finally:
+            for connector in connectors:
+                await connector.close()
+        await self._conclude(outcome, task_sources if creates_tasks else [])
+
+    def _snapshot(self, dsr: DsrRequest) -> steps.Snapshot:
+        previous = (dsr.fulfilment or {}).get("result") or {}
+        return steps.Snapshot(
+            id=str(dsr.id),
+            type=dsr.type,
+            regulation=dsr.regulation,
+            external_ref=dsr.external_ref,
+            details=dict(dsr.details),
+            identity=identity_of(dsr),
+            params=self.job.params or dict((dsr.fulfilment or {}).get("params") or {}),
+            previous_result=dict(previous),
+        )
+
+    async def _work(
+        self,
+        snapshot: steps.Snapshot,
+        connectors: list[Connector],
+        tasks: list[FulfilmentTask],
+        *,
+        defer: bool,
+    ) -> steps.Outcome:
+        """The source work for the request's type. ``defer``: tasks are still to come."""
+        kind = snapshot.type
+        task_results = [_task_summary(task) for task in tasks]
+        if kind in (RequestType.ACCESS, RequestType.PORTABILITY):
+            if defer:
+                return steps.Outcome(result={}, summary="")
+            return await self._export(snapshot, connectors, tasks)
+        if kind == RequestType.ERASURE:
+            result = snapshot.previous_result or {}
+            if not result:
+                result = (await steps.erase(snapshot, connectors, self.progress)).result
+            if defer:
+                return steps.Outcome(result=result, summary="")
+            retained = list(result.get("retained", []))
+            for task in tasks:
+                retained += [
+                    {**item, "source": task_results[tasks.index(task)]["source"]}
+                    for item in (task.result or {}).get("retained", [])
+                ]
+            return steps.erasure_outcome({**result, "retained": retained, "tasks": task_results})
+        if kind == RequestType.RECTIFICATION:
+            if snapshot.previous_result:
+                outcome = steps.rectification_outcome(snapshot.previous_result)
+                outcome.audit = []  # written when the sources were changed
+            else:
+                outcome = await steps.rectify(snapshot, connectors, self.progress)
+            outcome.result = {**outcome.result, "tasks": task_results}
+            return outcome
+        if kind == RequestType.RESTRICTION:
+            result = snapshot.previous_result or await steps.restrict(
+                snapshot, connectors, self.progress
+            )
+            return steps.restriction_outcome({**result, "tasks": task_results})
+        # Objection.
+        if snapshot.details.get("scope") == "direct_marketing":
+            outcome = steps.direct_marketing_outcome(snapshot)
+        elif snapshot.params.get("objection_decision") == "override":
+            return steps.objection_overridden_outcome(snapshot)
+        else:
+            result = snapshot.previous_result or await steps.restrict(
+                snapshot, connectors, self.progress
+            )
+            outcome = steps.objection_upheld_outcome(snapshot, result)
+        outcome.result = {**outcome.result, "tasks": task_results}
+        return outcome
+
+    async def _export(
+        self, snapshot: steps.Snapshot, connectors: list[Connector], tasks: list[FulfilmentTask]
+    ) -> steps.Outcome:
+        portability = snapshot.type == RequestType.PORTABILITY
+        formats = list(snapshot.details.get("formats") or ["json", "csv"]) if portability else []
+        transmit_to = snapshot.details.get("transmit_to") if portability else None
+        wanted = sorted(set(formats) | ({"json"} if transmit_to else set())) or ["json", "csv"]
+        header: dict[str, Any] = {
+            "export": {
+                "request_id": snapshot.id,
+                "request_type": snapshot.type,
+                "regulation": snapshot.regulation,
+                "reference": snapshot.external_ref,
+                "generated_at": _iso(self.clock()),
+                "sources": [connector.name for connector in connectors]
+                + [_task_summary(task)["source"] for task in tasks],
+            }
+        }
+        if portability:
+            header["export"]["note"] = PORTABILITY_NOTE
+        else:
+            header["supplementary_information"] = register.supplementary_information(
+                register.load_register(self.settings), regulation=snapshot.regulation
+            )
+        task_batches = [
+            batch
+            for task in tasks
+            for batch in steps.task_record_batches(
+                _task_summary(task)["source"], _task_records(task, self.settings)
+            )
+        ]
+        files = await steps.build_export(
+            snapshot,
+            connectors,
+            self.progress,
+            directory=exports.export_directory(self.settings, uuid.UUID(snapshot.id)),
+            formats=wanted,
+            header=header,
+            provided_only=portability,
+            task_batches=task_batches,
+        )
+        result: dict[str, Any] = {
+            "records": self.progress_state.get("records", 0),
+            "sources": header["export"]["sources"],
+        }
+        if tasks:
+            result["tasks"] = [_task_summary(task) for task in tasks]
+        summary = (
+            "Your personal data is ready to download. We sent you the download links in a "
+            "separate message; they are personal to you and expire after "
+            f"{self.settings.export_ttl_hours // 24 or 1} day(s)."
+        )
+        if transmit_to:
+            await self.progress(step="transmitting to the new controller")
+            transmission = await steps.transmit(
+                self.http,
+                files["json"].path,
+                url=str(transmit_to),
+                settings=self.settings,
+                request_id=snapshot.id,
+            )
+            result["transmission"] = transmission
+            if transmission["status"] == "delivered":
+                summary += " We also sent it directly to the organisation you named."
+            else:
+                summary += (
+                    " We could not send it directly to the organisation you named; "
+                    "please pass the download on to them yourself."
+                )
+        if portability and "json" not in formats:
+            files.pop("json").path.unlink(missing_ok=True)
+        return steps.Outcome(result=result, summary=summary, export_files=files)
+
+    # ------------------------------------------------------------ progress and endings
+
+    async def progress(self, **fields: Any) -> None:
+        """Show progress on the request (at most about once a second) and keep the lease."""
+        self.progress_state.update(fields)
+        now = self.clock()
+        moment = now.timestamp()
+        if "step" not in fields and moment - self.last_progress_write < 1.0:
+            return
+        self.last_progress_write = moment
+        async with self.sessionmaker.begin() as session:
+            await jobs.hold(session, self.job, settings=self.settings, now=now)
+            dsr = await session.get(DsrRequest, self.job.request_id)
+            if dsr is not None and self.job.phase != "lift":
+                self._show(dsr, status=RUNNING)
+
+    def _show(
+        self,
+        dsr: DsrRequest,
+        *,
+        status: str,
+        step: str | None = None,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        if step is not None:
+            self.progress_state["step"] = step
+        state = dict(dsr.fulfilment or {})
+        state["progress"] = dict(self.progress_state)
+        if result is not None:
+            state["result"] = result
+        state["error"] = error
+        if status == RUNNING and "started_at" not in state:
+            state["started_at"] = _iso(self.clock())
+        if status in (SUCCEEDED, FAILED):
+            state["finished_at"] = _iso(self.clock())
+        dsr.fulfilment_status = status
+        dsr.fulfilment = state  # a new dict, so the JSON column is seen as changed
+
+    async def _abandon(self, session: AsyncSession, dsr: DsrRequest) -> None:
+        """The request was closed (cancelled, rejected) before the work started."""
+        await jobs.finish(session, self.job, status=jobs.DONE, now=self.clock())
+        self._show(dsr, status=FAILED, step="abandoned", error=f"request {dsr.status}")
+        events.record(
+            session,
+            dsr=dsr,
+            settings=self.settings,
+            now=self.clock(),
+            actor="worker",
+            audit_type="fulfilment.abandoned",
+            audit_data={"status": dsr.status},
+        )
+
+    async def _failed(self, message: str, *, retryable: bool) -> None:
+        now = self.clock()
+        try:
+            async with self.sessionmaker.begin() as session:
+                dsr = await session.get(DsrRequest, self.job.request_id, with_for_update=True)
+                if retryable and await jobs.retry_later(
+                    session, self.job, settings=self.settings, now=now, error=message[:500]
+                ):
+                    if dsr is not None and self.job.phase != "lift":
+                        self._show(dsr, status=QUEUED, step="waiting to retry", error=message)
+                    return
+                await jobs.finish(session, self.job, status=jobs.FAILED, now=now, error=message)
+                if dsr is None:
+                    return
+                if self.job.phase != "lift":
+                    self._show(dsr, status=FAILED, step="failed", error=message)
+                events.record(
+                    session,
+                    dsr=dsr,
+                    settings=self.settings,
+                    now=now,
+                    actor="worker",
+                    audit_type="fulfilment.failed",
+                    audit_data={"phase": self.job.phase, "error": message},
+                )
+        except jobs.LeaseLost:
+            logger.warning("fulfilment job %s was taken over by another worker", self.job.id)
+
+    async def _conclude(self, outcome: steps.Outcome, task_sources: list[DataSource]) -> None:
+        now = self.clock()
+        settings = self.settings
+        async with self.sessionmaker.begin() as session:
+            await jobs.finish(session, self.job, status=jobs.DONE, now=now)
+            dsr = await session.get(DsrRequest, self.job.request_id, with_for_update=True)
+            assert dsr is not None  # requests are never deleted
+            for audit_type, data in outcome.audit:
+                events.record(
+                    session, dsr=dsr, settings=settings, now=now, actor="worker",
+                    audit_type=audit_type, audit_data=data,
+                )  # fmt: skip
+            if task_sources:
+                await _create_tasks(session, dsr, task_sources, settings=settings, now=now)
+                self._show(dsr, status=WAITING, step="waiting for tasks", result=outcome.result)
+                dsr.updated_at = now
+                return
+            result = dict(outcome.result)
+            if outcome.export_files:
+                result["exports"] = await _publish_exports(session, dsr, outcome, settings, now)
+            if outcome.suppress_channels and (dsr.subject_email or dsr.subject_phone):
+                await suppression.suppress(
+                    session,
+                    settings=settings,
+                    email=dsr.subject_email,
+                    phone=dsr.subject_phone,
+                    channels=outcome.suppress_channels,
+                    reason=outcome.suppress_reason,
+                    request_id=dsr.id,
+                    now=now,
+                )
+                result["suppressed_channels"] = outcome.suppress_channels
+                outcome.webhooks.append(
+                    ("subject.suppressed", {"suppression": {"channels": outcome.suppress_channels}})
+                )
+            if outcome.restricted:
+                dsr.restricted_at = now
+            for event_type, extra in outcome.webhooks:
+                events.record(
+                    session, dsr=dsr, settings=settings, now=now, actor="worker",
+                    audit_type=event_type, audit_data=extra, webhook_event=event_type,
+                    webhook_extra=extra,
+                )  # fmt: skip
+            self._show(dsr, status=SUCCEEDED, step="done", result=result)
+            if dsr.status == RequestStatus.IN_PROGRESS:
+                await lifecycle.complete(
+                    session,
+                    settings=settings,
+                    dsr=dsr,
+                    summary=outcome.summary,
+                    actor=str((dsr.fulfilment or {}).get("requested_by") or self.job.actor),
+                    now=now,
+                    how_to_collect=EXPORT_COLLECTION if outcome.export_files else "",
+                )
+            else:
+                dsr.updated_at = now
+
+    async def _conclude_lift(self, result: dict[str, Any]) -> None:
+        now = self.clock()
+        async with self.sessionmaker.begin() as session:
+            await jobs.finish(session, self.job, status=jobs.DONE, now=now)
+            dsr = await session.get(DsrRequest, self.job.request_id, with_for_update=True)
+            assert dsr is not None
+            lifecycle.record_change(
+                session,
+                dsr,
+                settings=self.settings,
+                now=now,
+                actor="worker",
+                event="subject.restriction_lifted",
+                data={"sources": result.get("sources", [])},
+                webhook_extra={"restriction": {"restricted": False}},
+            )
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+async def _tasks(session: AsyncSession, request_id: uuid.UUID) -> list[FulfilmentTask]:
+    rows = await session.execute(
+        select(FulfilmentTask)
+        .where(
+            col(FulfilmentTask.request_id) == request_id,
+            col(FulfilmentTask.status) == task_service.DONE,
+        )
+        .order_by(col(FulfilmentTask.created_at), col(FulfilmentTask.id))
+    )
+    return list(rows.scalars())
+
+
+def _task_summary(task: FulfilmentTask) -> dict[str, Any]:
+    source = (task.result or {}).get("source") or f"task:{task.data_source_id}"
+    return {"task_id": str(task.id), "source": source, "status": task.status}
+
+
+def _task_records(task: FulfilmentTask, settings: Settings) -> list[dict[str, Any]]:
+    if not task.records_encrypted:
+        return []
+    text = decrypt_secret(task.records_encrypted, secret_key=settings.secret_key)
+    records: list[dict[str, Any]] = json.loads(text) if text else []
+    return records
+
+
+async def _create_tasks(
+    session: AsyncSession,
+    dsr: DsrRequest,
+    task_sources: list[DataSource],
+    *,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    for source in task_sources:
+        task = FulfilmentTask(
+            request_id=dsr.id,
+            data_source_id=source.id,
+            assignee_client_id=str(source.config.get("assignee_client_id")),
+            result={"source": source.name},
+            created_at=now,
+        )
+        session.add(task)
+        extra = {"task": {"id": str(task.id), "source": source.name, "request_type": dsr.type}}
+        events.record(
+            session,
+            dsr=dsr,
+            settings=settings,
+            now=now,
+            actor="worker",
+            audit_type="task.created",
+            audit_data=extra["task"],
+            webhook_event="task.created",
+            webhook_extra=extra,
+            webhook_owner=task.assignee_client_id,
+        )
+
+
+async def _publish_exports(
+    session: AsyncSession,
+    dsr: DsrRequest,
+    outcome: steps.Outcome,
+    settings: Settings,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Record the files, announce ``export.ready`` and email the subject their links."""
+    rows = await exports.record_exports(
+        session, request_id=dsr.id, files=outcome.export_files, settings=settings, now=now
+    )
+    listed = [
+        {
+            "id": str(row.id),
+            "format": row.format,
+            "size_bytes": row.size_bytes,
+            "sha256": row.sha256,
+            "expires_at": _iso(row.expires_at),
+        }
+        for row in rows
+    ]
+    events.record(
+        session,
+        dsr=dsr,
+        settings=settings,
+        now=now,
+        actor="worker",
+        audit_type="export.ready",
+        audit_data={"exports": listed},
+        webhook_event="export.ready",
+        webhook_extra={"exports": listed},
+    )
+    await mail.queue_message(
+        session,
+        settings=settings,
+        dsr=dsr,
+        kind=mail.MessageKind.EXPORT_READY,
+        context={
+            "links": [
+                {"format": row.format, "url": exports.download_url(row, settings)} for row in rows
+            ],
+            "expires_at": rows[0].expires_at if rows else None,
+        },
+        now=now,
+    )
+    return listed
+
+
+# ---------------------------------------------------------------- lifting a restriction
+
+
+async def request_lift(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    dsr: DsrRequest,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> DsrRequest:
+    """End a restriction: tell the subject first (Art. 18(3)), then unflag the sources."""
+    if dsr.restricted_at is None:
+        raise Conflict(
+            "Processing of this subject's data is not restricted by this request.",
+            title="Not restricted",
+        )
+    await mail.queue_message(
+        session,
+        settings=settings,
+        dsr=dsr,
+        kind=mail.MessageKind.RESTRICTION_LIFTED,
+        context={"reason": reason},
+        now=now,
+    )
+    removed = await suppression.remove_for_request(session, request_id=dsr.id, reason="restriction")
+    dsr.restricted_at = None
+    session.add(jobs.new_job(request_id=dsr.id, phase="lift", params={}, actor=actor, now=now))
+    return lifecycle.record_change(
+        session,
+        dsr,
+        settings=settings,
+        now=now,
+        actor=actor,
+        event="restriction.lift_requested",
+        data={"reason": reason, "suppression_entries_removed": removed},
+        announce=False,
+    )
