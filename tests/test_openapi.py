@@ -7,7 +7,7 @@ import pytest
 from app.config import Settings
 from app.main import create_app
 
-PUBLIC_PATHS = {"/healthz", "/readyz", "/v1/oauth/token"}
+PUBLIC_PATHS = {"/healthz", "/readyz", "/v1/oauth/token", "/v1/exports/{token}"}
 
 
 @pytest.fixture(scope="module")

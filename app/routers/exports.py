@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import IO, Annotated, Any
 
 from anyio import to_thread
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -178,7 +178,10 @@ async def download_export(
     },
 )
 async def download_by_link(
-    token: str, session: SessionDep, settings: SettingsDep, now: NowDep
+    token: Annotated[str, Path(description="The token at the end of the emailed link.")],
+    session: SessionDep,
+    settings: SettingsDep,
+    now: NowDep,
 ) -> StreamingResponse:
     """The data subject's personal download link, as sent in the "your data is ready" email.
 

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import csv
 import hashlib
+import io
 import json
 import math
 import operator
@@ -371,12 +372,19 @@ class _JsonWriter:
 
 @dataclass
 class _Part:
-    """One table's columns of one category: CSV lines without a header, in a temp file."""
+    """One table's cells of one category: CSV lines without a header, in a temp file.
+
+    Lines are laid out in the category's columns as known when the table began (blank
+    where the table lacks one); tables seen later can only append columns, which
+    assembly adds as trailing blanks.
+    """
 
     path: Path
-    columns: tuple[str, ...]
-    indices: list[int]
+    # Per category column so far: the batch's column index, or None for a blank cell.
+    slots: list[int | None]
     rows: int = 0
+    # A cell holds a line break, so lines cannot be told apart without parsing.
+    multiline: bool = False
 
 
 @dataclass
@@ -424,9 +432,12 @@ class _CsvWriter:
             by_category.setdefault(column.category, []).append(index)
         for name, indices in by_category.items():
             category = self.categories.setdefault(name, _Category(name))
-            columns = tuple(batch.columns[index].name for index in indices)
-            category.columns.update(dict.fromkeys(columns))
-            part = _Part(self.parts_dir / f"{self.part_count}.csv", columns, indices)
+            category.columns.update(dict.fromkeys(batch.columns[i].name for i in indices))
+            position = {column: slot for slot, column in enumerate(category.columns)}
+            slots: list[int | None] = [None] * len(position)
+            for index in indices:
+                slots[position[batch.columns[index].name]] = index
+            part = _Part(self.parts_dir / f"{self.part_count}.csv", slots)
             self.part_count += 1
             category.parts.append(part)
             self.open_parts.append((part, _create_private(part.path, 1 << 18)))
@@ -436,17 +447,24 @@ class _CsvWriter:
             self._start_block(batch)
         if not batch.rows:
             return
-        count = len(batch.rows)
         cells: dict[int, Sequence[str]] = {}
+
+        def column(index: int) -> Sequence[str]:
+            if index not in cells:
+                cells[index] = _csv_column(values[index])
+            return cells[index]
+
+        # "source,table,record_id" once per row, shared by every category's part.
+        lead = ",".join(self.prefix_cells) + ","
+        prefixes = list(map(lead.__add__, column(self.record_id_index)))
+        blanks = [""] * len(batch.rows)
         for part, file in self.open_parts:
-            for index in (self.record_id_index, *part.indices):
-                if index not in cells:
-                    cells[index] = _csv_column(values[index])
-            source, table = (repeat(cell, count) for cell in self.prefix_cells)
-            record_ids = cells[self.record_id_index]
-            columns = [cells[index] for index in part.indices]
-            file.write(_csv_lines(zip(source, table, record_ids, *columns, strict=False)))
-            part.rows += count
+            columns = [blanks if index is None else column(index) for index in part.slots]
+            lines = _csv_lines(zip(prefixes, *columns, strict=True))
+            # One line break per row unless some cell holds one.
+            part.multiline = part.multiline or lines.count(b"\n") != len(batch.rows)
+            file.write(lines)
+            part.rows += len(batch.rows)
 
     def finish(self, summary: dict[str, Any]) -> ExportFile:
         self._close_parts()
@@ -517,43 +535,42 @@ class _HashingSink:
 
 def _write_category(archive: zipfile.ZipFile, category: _Category, name: str) -> dict[str, Any]:
     header = list(category.columns)
-    width = 3 + len(header)
-    position = {column: 3 + index for index, column in enumerate(header)}
     rows = sum(part.rows for part in category.parts)
-    # Remapped rows gain at most one comma per cell; zip64 only when it could be needed.
-    bound = sum(part.path.stat().st_size for part in category.parts) + rows * width + _CHUNK
-    with archive.open(name, "w", force_zip64=bound >= zipfile.ZIP64_LIMIT) as entry:
+    # Widened rows gain one comma per added column; zip64 only when it could be needed.
+    bound = sum(part.path.stat().st_size for part in category.parts) + rows * len(header)
+    with archive.open(name, "w", force_zip64=bound + _CHUNK >= zipfile.ZIP64_LIMIT) as entry:
         sink = _HashingSink(entry)
-        header_cells = ["source", "table", "record_id", *map(csv_text, header)]
-        sink.write(_csv_lines([header_cells]))
+        sink.write(_csv_lines([["source", "table", "record_id", *map(csv_text, header)]]))
         for part in category.parts:
-            if list(part.columns) == header:
-                with open(part.path, "rb") as source:
-                    while chunk := source.read(_CHUNK):
-                        sink.write(chunk)
-                continue
-            # This table lacks some of the category's columns: place its cells, blank the rest.
-            targets = [position[column] for column in part.columns]
-            with open(part.path, encoding="utf-8", newline="") as source:
-                pending: list[list[str]] = []
-                for row in csv.reader(source):
-                    wide = [*row[:3], *repeat("", width - 3)]
-                    for target, value in zip(targets, row[3:], strict=False):
-                        wide[target] = value
-                    pending.append(wide)
-                    if len(pending) >= 5000:
-                        sink.write(_csv_lines(map(_requoted, pending)))
-                        pending = []
-                sink.write(_csv_lines(map(_requoted, pending)))
+            _copy_part(part, missing=len(header) - len(part.slots), sink=sink)
     return {"name": name, "sha256": sink.digest.hexdigest(), "bytes": sink.size, "rows": rows}
 
 
-def _requoted(cells: list[str]) -> list[str]:
-    # Parsed cells are already neutralised; only RFC 4180 quoting must be redone.
-    return [
-        f'"{cell.replace(chr(34), chr(34) * 2)}"' if _CSV_QUOTE.search(cell) else cell
-        for cell in cells
-    ]
+def _copy_part(part: _Part, *, missing: int, sink: _HashingSink) -> None:
+    """A part's lines into its category file, with ``missing`` blank cells added to each."""
+    if missing and part.multiline:
+        # Rare: line breaks inside cells, so parse to find the rows.
+        with open(part.path, encoding="utf-8", newline="") as source:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            for row in csv.reader(source):
+                writer.writerow([*row, *repeat("", missing)])
+                if buffer.tell() >= _CHUNK:
+                    sink.write(_utf8(buffer.getvalue()))
+                    buffer.seek(0)
+                    buffer.truncate()
+            sink.write(_utf8(buffer.getvalue()))
+        return
+    line_end, widened = b"\r\n", b"," * missing + b"\r\n"
+    with open(part.path, "rb") as source:
+        carried = b""
+        while chunk := source.read(_CHUNK):
+            chunk = carried + chunk
+            # A CRLF split across two reads is finished in the next one.
+            carried = b"\r" if missing and chunk.endswith(b"\r") else b""
+            chunk = chunk[: len(chunk) - len(carried)]
+            sink.write(chunk.replace(line_end, widened) if missing else chunk)
+        sink.write(carried)
 
 
 def _write_entry(archive: zipfile.ZipFile, name: str, data: bytes) -> dict[str, Any]:

@@ -172,6 +172,7 @@ class JobRun:
         self.http = http
         self.clock = clock
         self.progress_state: dict[str, Any] = {}
+        self.categories: list[str] | None = None
         self.last_progress_write = 0.0
 
     async def run(self) -> None:
@@ -206,6 +207,7 @@ class JobRun:
                 tasks = await _tasks(session, dsr.id) if job.phase == "finalise" else []
                 self._show(dsr, status=RUNNING, step="started")
             await jobs.hold(session, job, settings=self.settings, now=self.clock())
+        self.categories = _register_categories(sources)
         connectors = [
             connector_for(source, self.settings, request_id=job.request_id)
             for source in sources
@@ -316,7 +318,9 @@ class JobRun:
             header["export"]["note"] = PORTABILITY_NOTE
         else:
             header["supplementary_information"] = register.supplementary_information(
-                register.load_register(self.settings), regulation=snapshot.regulation
+                register.load_register(self.settings),
+                categories=self.categories,
+                regulation=snapshot.regulation,
             )
         task_batches = [
             batch
@@ -540,6 +544,17 @@ async def _tasks(session: AsyncSession, request_id: uuid.UUID) -> list[Fulfilmen
         .order_by(col(FulfilmentTask.created_at), col(FulfilmentTask.id))
     )
     return list(rows.scalars())
+
+
+def _register_categories(sources: list[DataSource]) -> list[str] | None:
+    """The data categories the sources' maps declare; None (all) when a source has no map."""
+    names: set[str] = set()
+    for source in sources:
+        dataset_map = source.config.get("dataset_map")
+        if source.kind != "sql" or not isinstance(dataset_map, dict):
+            return None
+        names.update(dataset_map.get("categories") or {})
+    return sorted(names)
 
 
 def _task_summary(task: FulfilmentTask) -> dict[str, Any]:

@@ -39,7 +39,7 @@ DESIGN_KEYS = {
     "created_at",
     "updated_at",
 }
-EXTRA_KEYS = {"channel", "details", "rejection", "completion_summary"}
+EXTRA_KEYS = {"channel", "details", "rejection", "completion_summary", "fulfilment", "restricted"}
 DEADLINE_KEYS = {
     "clock_started_on",
     "due_date",

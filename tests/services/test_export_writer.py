@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from app.services import export_writer
 from app.services.export_writer import ExportFile, write_exports
 from app.services.sources.base import ColumnInfo, RecordBatch
 
@@ -277,6 +278,40 @@ async def test_csv_quotes_per_rfc_4180(tmp_path: Path) -> None:
         "plain",
         "",
     ]
+
+
+@pytest.mark.parametrize("chunk", [None, 3, 7], ids=["default", "3-byte-reads", "7-byte-reads"])
+async def test_later_tables_widen_a_category_even_with_line_breaks_in_cells(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int | None
+) -> None:
+    if chunk is not None:
+        # Small reads split CRLFs between reads while the earlier parts are widened.
+        monkeypatch.setattr(export_writer, "_CHUNK", chunk)
+    notes = (ColumnInfo("id", "ids", False), ColumnInfo("note", "notes", True))
+    plain = (ColumnInfo("id", "ids", False), ColumnInfo("text", "notes", True))
+    wider = (
+        ColumnInfo("id", "ids", False),
+        ColumnInfo("note", "notes", True),
+        ColumnInfo("extra", "notes", True),
+    )
+    batches = [
+        batch("multiline", notes, [(1, "first\r\nsecond"), (2, 'say "hi"\nbye')]),
+        batch("plain", plain, [(3, "a,b"), (4, "c\r")]),
+        batch("wider", wider, [(5, "x", "y")]),
+    ]
+    files = await export(tmp_path, batches, formats=("csv",))
+    entries = read_zip(files["csv"].path)
+    assert csv_rows(entries["notes.csv"]) == [
+        ["source", "table", "record_id", "note", "text", "extra"],
+        ["crm", "multiline", "1", "first\r\nsecond", "", ""],
+        ["crm", "multiline", "2", 'say "hi"\nbye', "", ""],
+        ["crm", "plain", "3", "", "a,b", ""],
+        ["crm", "plain", "4", "", "c\r", ""],
+        ["crm", "wider", "5", "x", "", "y"],
+    ]
+    listed = {item["name"]: item for item in json.loads(entries["manifest.json"])["files"]}
+    assert listed["notes.csv"]["sha256"] == hashlib.sha256(entries["notes.csv"]).hexdigest()
+    assert listed["notes.csv"]["rows"] == 5
 
 
 @pytest.mark.parametrize("repeat", [1, 100], ids=["distinct", "repeated"])
