@@ -108,34 +108,18 @@ async def hold(
     session: AsyncSession, job: ClaimedJob, *, settings: Settings, now: datetime
 ) -> None:
     """Extend the lease; raise LeaseLost if another worker has taken the job."""
-    result = await session.execute(
-        update(FulfilmentJob)
-        .where(
-            col(FulfilmentJob.id) == job.id,
-            col(FulfilmentJob.attempt_count) == job.attempt,
-            col(FulfilmentJob.status) == RUNNING,
-        )
-        .values(claimed_until=now + timedelta(seconds=settings.fulfilment_lease_seconds))
+    await _update_held(
+        session, job, claimed_until=now + timedelta(seconds=settings.fulfilment_lease_seconds)
     )
-    if getattr(result, "rowcount", 0) != 1:
-        raise LeaseLost(str(job.id))
 
 
 async def finish(
     session: AsyncSession, job: ClaimedJob, *, status: str, now: datetime, error: str | None = None
 ) -> None:
     """Close the job (done or failed); LeaseLost if it is no longer this worker's."""
-    result = await session.execute(
-        update(FulfilmentJob)
-        .where(
-            col(FulfilmentJob.id) == job.id,
-            col(FulfilmentJob.attempt_count) == job.attempt,
-            col(FulfilmentJob.status) == RUNNING,
-        )
-        .values(status=status, claimed_until=None, finished_at=now, last_error=error)
+    await _update_held(
+        session, job, status=status, claimed_until=None, finished_at=now, last_error=error
     )
-    if getattr(result, "rowcount", 0) != 1:
-        raise LeaseLost(str(job.id))
 
 
 async def retry_later(
@@ -145,6 +129,19 @@ async def retry_later(
     if job.attempt >= min(settings.fulfilment_max_attempts, len(RETRY_DELAYS) + 1):
         return False
     delay = RETRY_DELAYS[job.attempt - 1]
+    await _update_held(
+        session,
+        job,
+        status=QUEUED,
+        claimed_until=None,
+        next_attempt_at=now + delay,
+        last_error=error,
+    )
+    return True
+
+
+async def _update_held(session: AsyncSession, job: ClaimedJob, **values: Any) -> None:
+    """Change the job only while this worker's claim (its attempt) still holds it."""
     result = await session.execute(
         update(FulfilmentJob)
         .where(
@@ -152,20 +149,7 @@ async def retry_later(
             col(FulfilmentJob.attempt_count) == job.attempt,
             col(FulfilmentJob.status) == RUNNING,
         )
-        .values(status=QUEUED, claimed_until=None, next_attempt_at=now + delay, last_error=error)
+        .values(**values)
     )
     if getattr(result, "rowcount", 0) != 1:
         raise LeaseLost(str(job.id))
-    return True
-
-
-async def has_open_job(session: AsyncSession, request_id: uuid.UUID) -> bool:
-    found = await session.execute(
-        select(col(FulfilmentJob.id))
-        .where(
-            col(FulfilmentJob.request_id) == request_id,
-            col(FulfilmentJob.status).in_((QUEUED, RUNNING)),
-        )
-        .limit(1)
-    )
-    return found.first() is not None

@@ -134,22 +134,24 @@ def crm_url(source_backend: str, demo_crm_file: Path) -> Iterator[str]:
     asyncio.run(_drop_database(POSTGRES_URL, name))
 
 
+async def register_crm(
+    client: AsyncClient, admin_headers: dict[str, str], url: str, *, name: str = "demo_crm"
+) -> str:
+    """Register the demo CRM at ``url`` as an sql data source; returns its id."""
+    response = await client.post(
+        "/v1/data-sources",
+        headers=admin_headers,
+        json={"name": name, "kind": "sql", "url": url, "dataset_map": load_dataset_map()},
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
 @pytest.fixture
 async def crm(
     client: AsyncClient, admin_headers: dict[str, str], crm_url: str, source_backend: str
 ) -> CrmSource:
-    response = await client.post(
-        "/v1/data-sources",
-        headers=admin_headers,
-        json={
-            "name": "demo_crm",
-            "kind": "sql",
-            "url": crm_url,
-            "dataset_map": load_dataset_map(),
-        },
-    )
-    assert response.status_code == 201, response.text
-    return CrmSource(source_backend, crm_url, response.json()["id"])
+    return CrmSource(source_backend, crm_url, await register_crm(client, admin_headers, crm_url))
 
 
 @pytest.fixture
@@ -157,6 +159,21 @@ async def worker(app: FastAPI, settings: Settings) -> AsyncIterator[Worker]:
     instance = Worker(settings, app.state.sessionmaker)
     yield instance
     await instance.close()
+
+
+async def fulfil_and_wait(
+    client: AsyncClient,
+    headers: dict[str, str],
+    request_id: str,
+    worker: Worker,
+    body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Call ``fulfil``, let the worker finish, and return the request as it then stands."""
+    response = await client.post(f"/v1/requests/{request_id}/fulfil", headers=headers, json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["fulfilment"]["status"] == "queued"
+    await drain(worker)
+    return dict((await client.get(f"/v1/requests/{request_id}", headers=headers)).json())
 
 
 async def drain(worker: Worker, *, passes: int = 10) -> None:

@@ -11,7 +11,7 @@ from app.demo import JANE_DOE
 from app.models import MailMessage, OutboxEvent, RequestEvent
 from app.worker import Worker
 from tests.factories import verified_request
-from tests.fulfilment.conftest import CrmSource, drain
+from tests.fulfilment.conftest import CrmSource, drain, fulfil_and_wait
 
 JANE = {"email": JANE_DOE["email"], "name": "Jane Doe", "phone": JANE_DOE["phone"]}
 # Every value that identifies Jane in the demo CRM (contacts row and order addresses).
@@ -34,15 +34,6 @@ async def _audit(app: FastAPI, request_id: str, audit_type: str) -> list[dict[st
         return [data for (data,) in rows]
 
 
-async def _fulfil(
-    client: AsyncClient, headers: dict[str, str], request_id: str, worker: Worker
-) -> dict[str, Any]:
-    response = await client.post(f"/v1/requests/{request_id}/fulfil", headers=headers)
-    assert response.status_code == 200, response.text
-    await drain(worker)
-    return dict((await client.get(f"/v1/requests/{request_id}", headers=headers)).json())
-
-
 async def test_erasure_leaves_no_identity_outside_retained_tables(
     app: FastAPI,
     client: AsyncClient,
@@ -63,7 +54,7 @@ async def test_erasure_leaves_no_identity_outside_retained_tables(
         client, integration_headers, officer_headers, type="erasure", subject=JANE
     )
 
-    done = await _fulfil(client, officer_headers, dsr["id"], worker)
+    done = await fulfil_and_wait(client, officer_headers, dsr["id"], worker)
 
     assert done["status"] == "completed"
     result = done["fulfilment"]["result"]
@@ -122,7 +113,7 @@ async def test_rectification_changes_the_source_and_audits_before_and_after(
         },
     )
 
-    done = await _fulfil(client, officer_headers, dsr["id"], worker)
+    done = await fulfil_and_wait(client, officer_headers, dsr["id"], worker)
 
     assert done["status"] == "completed"
     result = done["fulfilment"]["result"]
@@ -157,7 +148,7 @@ async def test_restriction_flags_the_subject_and_lifting_tells_them_first(
         details={"reason": "contesting accuracy"},
     )
 
-    done = await _fulfil(client, officer_headers, dsr["id"], worker)
+    done = await fulfil_and_wait(client, officer_headers, dsr["id"], worker)
 
     assert done["status"] == "completed" and done["restricted"] is True
     flags = {row["customer_id"]: row["processing_restricted"] for row in await crm.rows("contacts")}

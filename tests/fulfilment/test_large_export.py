@@ -8,10 +8,10 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 
-from app.demo import JANE_DOE, load_dataset_map
+from app.demo import JANE_DOE
 from app.worker import Worker
 from tests.factories import verified_request
-from tests.fulfilment.conftest import drain
+from tests.fulfilment.conftest import drain, register_crm
 
 ROWS = 100_000
 # Generous against the data (100,000 orders are about 20 MB as Python objects), tight
@@ -44,17 +44,7 @@ async def test_a_100k_record_subject_is_exported_in_bounded_memory(
     worker: Worker,
 ) -> None:
     _add_orders(demo_crm_file, ROWS)
-    registered = await client.post(
-        "/v1/data-sources",
-        headers=admin_headers,
-        json={
-            "name": "crm",
-            "kind": "sql",
-            "url": f"sqlite:///{demo_crm_file}",
-            "dataset_map": load_dataset_map(),
-        },
-    )
-    assert registered.status_code == 201, registered.text
+    await register_crm(client, admin_headers, f"sqlite:///{demo_crm_file}")
     dsr = await verified_request(
         client, integration_headers, officer_headers, subject={"email": JANE_DOE["email"]}
     )

@@ -7,11 +7,11 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import select
 
-from app.demo import JANE_DOE, load_dataset_map
+from app.demo import JANE_DOE
 from app.models import RequestEvent
 from app.worker import Worker
 from tests.factories import create_request, verified_request
-from tests.fulfilment.conftest import CrmSource, drain
+from tests.fulfilment.conftest import CrmSource, drain, fulfil_and_wait, register_crm
 
 JANE = {"email": JANE_DOE["email"], "name": "Jane Doe"}
 
@@ -37,11 +37,7 @@ async def test_direct_marketing_objection_suppresses_named_channels_without_sour
     )
     assert decision.status_code == 422  # direct marketing objections are absolute
 
-    response = await client.post(f"/v1/requests/{dsr['id']}/fulfil", headers=officer_headers)
-    assert response.status_code == 200, response.text
-    await drain(worker)
-
-    done = (await client.get(f"/v1/requests/{dsr['id']}", headers=officer_headers)).json()
+    done = await fulfil_and_wait(client, officer_headers, dsr["id"], worker)
     assert done["status"] == "completed"
     assert done["fulfilment"]["result"]["suppressed_channels"] == ["email", "sms"]
     check = await client.post(
@@ -111,14 +107,9 @@ async def test_upheld_profiling_objection_flags_the_sources(
         subject=JANE,
         details={"scope": "profiling"},
     )
-    response = await client.post(
-        f"/v1/requests/{dsr['id']}/fulfil",
-        headers=officer_headers,
-        json={"objection_decision": "uphold"},
+    done = await fulfil_and_wait(
+        client, officer_headers, dsr["id"], worker, {"objection_decision": "uphold"}
     )
-    assert response.status_code == 200, response.text
-    await drain(worker)
-    done = (await client.get(f"/v1/requests/{dsr['id']}", headers=officer_headers)).json()
     assert done["status"] == "completed" and done["restricted"] is True
     jane = next(row for row in await crm.rows("contacts") if row["customer_id"] == "C-1001")
     assert jane["processing_restricted"] == 1
@@ -138,17 +129,7 @@ async def test_fulfil_refuses_without_sources_twice_or_before_verification(
     assert none.json()["title"] == "No data sources configured"
 
     waiting = await create_request(client, integration_headers, subject=JANE)
-    registered = await client.post(
-        "/v1/data-sources",
-        headers=admin_headers,
-        json={
-            "name": "crm",
-            "kind": "sql",
-            "url": f"sqlite:///{demo_crm_file}",
-            "dataset_map": load_dataset_map(),
-        },
-    )
-    assert registered.status_code == 201, registered.text
+    await register_crm(client, admin_headers, f"sqlite:///{demo_crm_file}")
     early = await client.post(f"/v1/requests/{waiting['id']}/fulfil", headers=officer_headers)
     assert early.status_code == 409  # awaiting verification
     assert (await client.post(url, headers=integration_headers)).status_code == 403
@@ -166,18 +147,7 @@ async def test_a_failing_source_fails_the_run_without_personal_data_and_can_reru
     demo_crm_file: Path,
     worker: Worker,
 ) -> None:
-
-    registered = await client.post(
-        "/v1/data-sources",
-        headers=admin_headers,
-        json={
-            "name": "crm",
-            "kind": "sql",
-            "url": f"sqlite:///{demo_crm_file}",
-            "dataset_map": load_dataset_map(),
-        },
-    )
-    assert registered.status_code == 201, registered.text
+    await register_crm(client, admin_headers, f"sqlite:///{demo_crm_file}")
     dsr = await verified_request(
         client, integration_headers, officer_headers, type="erasure", subject=JANE
     )
@@ -194,8 +164,6 @@ async def test_a_failing_source_fails_the_run_without_personal_data_and_can_reru
     assert JANE_DOE["email"] not in failed["fulfilment"]["error"]
 
     os.replace(away, demo_crm_file)
-    assert (await client.post(url, headers=officer_headers)).status_code == 200
-    await drain(worker)
-    done = (await client.get(f"/v1/requests/{dsr['id']}", headers=officer_headers)).json()
+    done = await fulfil_and_wait(client, officer_headers, dsr["id"], worker)
     assert done["status"] == "completed"
     assert done["fulfilment"]["status"] == "succeeded"
