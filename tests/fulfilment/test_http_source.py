@@ -1,0 +1,80 @@
+"""Fulfilment through an ``http`` source (the REST contract) beside the demo CRM."""
+
+import io
+import zipfile
+from collections.abc import AsyncIterator
+
+import pytest
+from httpx import AsyncClient
+
+from app.worker import Worker
+from tests.factories import verified_request
+from tests.fulfilment.conftest import CrmSource, fulfil_and_wait
+from tests.http_source_server import JANE, HttpSourceServer
+
+SUBJECT = {"email": JANE["email"], "name": JANE["name"]}
+FORMULA = "=cmd|'/c calc'!A1"
+
+
+@pytest.fixture
+async def shop(
+    client: AsyncClient, admin_headers: dict[str, str]
+) -> AsyncIterator[HttpSourceServer]:
+    with HttpSourceServer(token="shop-token", page_size=1) as server:
+        body = {
+            "name": "shop",
+            "kind": "http",
+            "base_url": server.base_url,
+            "auth_token": "shop-token",
+        }
+        response = await client.post("/v1/data-sources", headers=admin_headers, json=body)
+        assert response.status_code == 201, response.text
+        yield server
+
+
+async def test_access_pages_through_the_http_source_and_neutralises_formulas(
+    client: AsyncClient,
+    officer_headers: dict[str, str],
+    integration_headers: dict[str, str],
+    crm: CrmSource,
+    shop: HttpSourceServer,
+    worker: Worker,
+) -> None:
+    jane = next(row for row in shop.tables["contacts"].rows if row["customer_id"] == "C-1001")
+    jane["segment"] = FORMULA
+    dsr = await verified_request(client, integration_headers, officer_headers, subject=SUBJECT)
+
+    done = await fulfil_and_wait(client, officer_headers, dsr["id"], worker)
+
+    assert done["status"] == "completed", done["fulfilment"]
+    assert done["fulfilment"]["result"]["sources"] == ["demo_crm", "shop"]
+    # page_size 1: several /access calls, each with the bearer token.
+    calls = shop.requests_to("/access")
+    assert len(calls) > 2
+    assert all(call.headers["authorization"] == "Bearer shop-token" for call in calls)
+    export = await client.get(
+        f"/v1/requests/{dsr['id']}/export", params={"format": "csv"}, headers=officer_headers
+    )
+    marketing = zipfile.ZipFile(io.BytesIO(export.content)).read("marketing.csv").decode()
+    assert f"'{FORMULA}" in marketing
+    assert f"\n{FORMULA}" not in marketing and f",{FORMULA}" not in marketing
+
+
+async def test_erasure_reaches_the_http_source(
+    client: AsyncClient,
+    officer_headers: dict[str, str],
+    integration_headers: dict[str, str],
+    crm: CrmSource,
+    shop: HttpSourceServer,
+    worker: Worker,
+) -> None:
+    dsr = await verified_request(
+        client, integration_headers, officer_headers, type="erasure", subject=SUBJECT
+    )
+
+    done = await fulfil_and_wait(client, officer_headers, dsr["id"], worker)
+
+    assert done["status"] == "completed", done["fulfilment"]
+    assert shop.rows_of("contacts", JANE) == []
+    sources = {item["source"] for item in done["fulfilment"]["result"]["sources"]}
+    assert sources == {"demo_crm", "shop"}
