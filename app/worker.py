@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.models import utcnow
-from app.services import delivery, exports, fulfilment, fulfilment_jobs, mailer, sweeps
+from app.services import delivery, exports, fulfilment_jobs, fulfilment_run, mailer, sweeps
 
 logger = logging.getLogger("app.worker")
 
@@ -128,7 +128,7 @@ class Worker:
                 session, settings=self.settings, now=utcnow(), limit=self.max_jobs - len(self.jobs)
             )
         for claim in claims:
-            run = fulfilment.JobRun(
+            run = fulfilment_run.JobRun(
                 claim, sessionmaker=self.sessionmaker, settings=self.settings, http=self.http
             )
             task = asyncio.create_task(run.run())
