@@ -6,6 +6,7 @@ SQLite default, inside the API process. Every step is its own short transaction.
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from dataclasses import dataclass, field
@@ -169,6 +170,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     """Standalone worker process body (``dsr worker``)."""
     engine = create_engine(settings)
     worker = Worker(settings, create_sessionmaker(engine))
+    # Start-up objects never die: keep the collector from rescanning them during exports.
+    gc.freeze()
     logger.info("worker started")
     try:
         await worker.run_forever(stop)

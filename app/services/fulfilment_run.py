@@ -253,7 +253,11 @@ class JobRun:
                 )
         if portability and "json" not in formats:
             files.pop("json").path.unlink(missing_ok=True)
-        return steps.Outcome(result=result, summary=summary, export_files=files)
+        outcome = steps.Outcome(result=result, summary=summary, export_files=files)
+        if "transmission" in result:
+            # The receiving controller's address is not recorded: only how it went.
+            outcome.audit.append(("portability.transmitted", result["transmission"]))
+        return outcome
 
     # ------------------------------------------------------------ progress and endings
 

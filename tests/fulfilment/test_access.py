@@ -12,7 +12,7 @@ from httpx import AsyncClient
 from sqlalchemy import select
 
 from app.demo import JANE_DOE
-from app.models import OutboxEvent
+from app.models import OutboxEvent, RequestEvent
 from app.worker import Worker
 from tests.factories import verified_request
 from tests.fulfilment.conftest import CrmSource, drain
@@ -28,6 +28,14 @@ async def _outbox(app: FastAPI, event_type: str) -> list[dict[str, Any]]:
             select(OutboxEvent.payload).where(OutboxEvent.event_type == event_type)
         )
         return [payload for (payload,) in rows]
+
+
+async def _audit(app: FastAPI, audit_type: str) -> list[dict[str, Any]]:
+    async with app.state.sessionmaker() as session:
+        rows = await session.execute(
+            select(RequestEvent.data).where(RequestEvent.type == audit_type)
+        )
+        return [data for (data,) in rows]
 
 
 async def test_access_exports_every_record_with_the_register(
@@ -134,6 +142,8 @@ async def test_portability_holds_only_provided_data_and_is_transmitted(
         result = done["fulfilment"]["result"]
         assert result["transmission"]["status"] == "delivered"
         assert [item["format"] for item in result["exports"]] == ["json"]
+        (audit,) = await _audit(app, "portability.transmitted")
+        assert audit["status"] == "delivered" and audit["attempts"] == 1
         (sent,) = receiver.received
         assert sent.path.endswith("/import")
         assert sent.headers["x-dsr-request-id"] == dsr["id"]
