@@ -5,11 +5,15 @@ import zipfile
 from collections.abc import AsyncIterator
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
+from sqlalchemy import update
 
+from app.config import Settings
+from app.models import FulfilmentJob, utcnow
 from app.worker import Worker
 from tests.factories import verified_request
-from tests.fulfilment.conftest import CrmSource, fulfil_and_wait
+from tests.fulfilment.conftest import CrmSource, drain, fulfil_and_wait
 from tests.http_source_server import JANE, HttpSourceServer
 
 SUBJECT = {"email": JANE["email"], "name": JANE["name"]}
@@ -78,3 +82,42 @@ async def test_erasure_reaches_the_http_source(
     assert shop.rows_of("contacts", JANE) == []
     sources = {item["source"] for item in done["fulfilment"]["result"]["sources"]}
     assert sources == {"demo_crm", "shop"}
+
+
+async def test_an_unreachable_source_is_retried_then_succeeds(
+    app: FastAPI,
+    client: AsyncClient,
+    settings: Settings,
+    officer_headers: dict[str, str],
+    integration_headers: dict[str, str],
+    shop: HttpSourceServer,
+) -> None:
+    patient = Worker(
+        settings.model_copy(update={"fulfilment_max_attempts": 3}), app.state.sessionmaker
+    )
+    try:
+        shop.fail("/erase", status=503)
+        dsr = await verified_request(
+            client, integration_headers, officer_headers, type="erasure", subject=SUBJECT
+        )
+        response = await client.post(f"/v1/requests/{dsr['id']}/fulfil", headers=officer_headers)
+        assert response.status_code == 200
+        await drain(patient)
+
+        waiting = (await client.get(f"/v1/requests/{dsr['id']}", headers=officer_headers)).json()
+        assert waiting["status"] == "in_progress"
+        assert waiting["fulfilment"]["status"] == "queued"
+        assert waiting["fulfilment"]["progress"]["step"] == "waiting to retry"
+        assert "shop" in waiting["fulfilment"]["error"]
+        # The backoff has passed.
+        async with app.state.sessionmaker() as session:
+            await session.execute(update(FulfilmentJob).values(next_attempt_at=utcnow()))
+            await session.commit()
+        await drain(patient)
+    finally:
+        await patient.close()
+
+    done = (await client.get(f"/v1/requests/{dsr['id']}", headers=officer_headers)).json()
+    assert done["status"] == "completed", done["fulfilment"]
+    assert shop.rows_of("contacts", JANE) == []
+    assert len(shop.requests_to("/erase")) == 2

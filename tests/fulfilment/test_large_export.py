@@ -1,8 +1,10 @@
 """A subject with 100,000 records is exported with bounded memory."""
 
+import asyncio
 import sqlite3
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -33,6 +35,18 @@ def _add_orders(path: Path, count: int) -> None:
     connection.close()
 
 
+async def _progress_while(
+    running: asyncio.Task[None], client: AsyncClient, headers: dict[str, str], request_id: str
+) -> list[dict[str, Any]]:
+    seen = []
+    while not running.done():
+        response = await client.get(f"/v1/requests/{request_id}", headers=headers)
+        if response.json()["fulfilment"]:
+            seen.append(response.json()["fulfilment"])
+        await asyncio.sleep(0.2)
+    return seen
+
+
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_a_100k_record_subject_is_exported_in_bounded_memory(
     app: FastAPI,
@@ -54,10 +68,18 @@ async def test_a_100k_record_subject_is_exported_in_bounded_memory(
 
     tracemalloc.start()
     try:
-        await drain(worker)
+        running = asyncio.create_task(drain(worker))
+        seen = await _progress_while(running, client, officer_headers, dsr["id"])
+        await running
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+
+    # Officers watch the work advance on the request while the worker runs it.
+    assert any(
+        state["status"] == "running" and 0 < state["progress"].get("records", 0) < ROWS
+        for state in seen
+    ), seen[-3:]
 
     done = (await client.get(f"/v1/requests/{dsr['id']}", headers=officer_headers)).json()
     assert done["status"] == "completed", done["fulfilment"]
