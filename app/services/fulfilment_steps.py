@@ -25,6 +25,7 @@ from app.services.sources import (
     SourceError,
     SubjectIdentity,
 )
+from app.services.sources.base import EncodedTable, ExportingConnector
 
 logger = logging.getLogger("app.fulfilment")
 
@@ -254,11 +255,27 @@ async def chained(
     provided_only: bool,
     extra: list[RecordBatch],
     progress: Progress,
-) -> AsyncIterator[RecordBatch]:
+) -> AsyncIterator[RecordBatch | EncodedTable]:
+    """Every source's records in turn, then the task results.
+
+    Big tables come pre-encoded where the connector can (``ExportingConnector``: PostgreSQL
+    writes them itself).
+    """
     for index, connector in enumerate(connectors):
         await progress(step=f"collecting from {connector.name}", sources_done=index)
-        async for batch in connector.collect(identity, provided_only=provided_only):
-            yield batch
+        items: AsyncIterator[RecordBatch | EncodedTable]
+        if isinstance(connector, ExportingConnector):
+            items = connector.collect_for_export(identity, provided_only=provided_only)
+        else:
+            items = connector.collect(identity, provided_only=provided_only)
+        try:
+            async for item in items:
+                yield item
+        finally:
+            # A failed export ends the source's stream (and its transaction) at once.
+            close = getattr(items, "aclose", None)
+            if close is not None:
+                await close()
     for batch in extra:
         yield batch
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from app.services import export_writer
+from app.services import export_csv, export_encoding, export_writer
 from app.services.export_writer import ExportFile, write_exports
 from app.services.sources.base import ColumnInfo, RecordBatch
 
@@ -286,7 +286,7 @@ async def test_later_tables_widen_a_category_even_with_line_breaks_in_cells(
 ) -> None:
     if chunk is not None:
         # Small reads split CRLFs between reads while the earlier parts are widened.
-        monkeypatch.setattr(export_writer, "_CHUNK", chunk)
+        monkeypatch.setattr(export_csv, "CHUNK", chunk)
     notes = (ColumnInfo("id", "ids", False), ColumnInfo("note", "notes", True))
     plain = (ColumnInfo("id", "ids", False), ColumnInfo("text", "notes", True))
     wider = (
@@ -486,3 +486,150 @@ async def test_memory_stays_flat_whatever_the_row_count(tmp_path: Path) -> None:
     assert large < 30 * 1024 * 1024, large
     # Ten times the rows, (about) the same peak: nothing accumulates per row.
     assert large < small * 1.25 + 2 * 1024 * 1024, (small, large)
+
+
+# ---------------------------------------------------------------- pre-encoded tables
+
+
+class LinesTable:
+    """A source-encoded table (``EncodedTable``) that writes ready lines, as a source would.
+
+    Its rows are cut into two streams, each in small chunks, to show that the writer takes
+    interleaved chunks from concurrent streams.
+    """
+
+    def __init__(
+        self,
+        table: str,
+        columns: tuple[ColumnInfo, ...],
+        rows: list[tuple[Any, ...]],
+        fail_after: int | None = None,
+    ) -> None:
+        self.source = "crm"
+        self.table = table
+        self.columns = columns
+        self.record_id_index = 0
+        self.rows = rows
+        self.fail_after = fail_after
+
+    def _stream(self, lines: list[bytes], *, whole_lines: bool) -> Any:
+        """JSON streams send whole lines (two a chunk); CSV ones cut rows anywhere."""
+        if whole_lines:
+            chunks = [b"".join(lines[i : i + 2]) for i in range(0, len(lines), 2)]
+        else:
+            data = b"".join(lines)
+            chunks = [data[i : i + 7] for i in range(0, len(data), 7)]
+
+        async def stream(sink: Any) -> int:
+            for number, chunk in enumerate(chunks):
+                if self.fail_after is not None and number >= self.fail_after:
+                    raise RuntimeError("the source went away")
+                sink(chunk)
+                await asyncio.sleep(0)
+            return len(lines)
+
+        return stream
+
+    def json_streams(self) -> list[Any]:
+        names = [column.name for column in self.columns]
+        lines = [
+            (json.dumps(dict(zip(names, row, strict=True)), ensure_ascii=False) + "\n").encode()
+            for row in self.rows
+        ]
+        halves = (lines[::2], lines[1::2])
+        return [self._stream(half, whole_lines=True) for half in halves]
+
+    def csv_streams(self, cells: Any, lead: tuple[str, str]) -> list[Any]:
+        def line(row: tuple[Any, ...]) -> bytes:
+            buffer = io.StringIO()
+            values = [row[0], *("" if index is None else row[index] for index in cells)]
+            texts = [
+                "" if value is None else export_encoding.neutralise(str(value)) for value in values
+            ]
+            csv.writer(buffer, lineterminator="\n").writerow([*lead, *texts])
+            return buffer.getvalue().encode()
+
+        lines = [line(row) for row in self.rows]
+        halves = (lines[::2], lines[1::2])
+        return [self._stream(half, whole_lines=False) for half in halves]
+
+
+NOTE_COLUMNS = (
+    ColumnInfo("id", "ids", False),
+    ColumnInfo("note", "notes", True),
+    ColumnInfo("flag", "notes", False),
+)
+NOTES = [
+    (1, "plain", "yes"),
+    (2, "=1+1", None),
+    (3, 'say "hi", twice', "no"),
+    (4, "two\r\nlines", "yes"),
+    (5, "line\nbreak", ""),
+    (6, "Zoë 😀", "-1"),
+]
+
+
+@pytest.mark.parametrize("multiline", [True, False], ids=["line-breaks", "single-lines"])
+async def test_encoded_tables_write_what_batches_of_the_same_rows_write(
+    tmp_path: Path, multiline: bool
+) -> None:
+    notes = NOTES if multiline else [row for row in NOTES if "\n" not in row[1]]
+    # A later table adds a column to the "notes" category: the encoded parts are widened.
+    later = (ColumnInfo("id", "ids", False), ColumnInfo("extra", "notes", True))
+    as_batches = [batch("notes", NOTE_COLUMNS, notes), batch("later", later, [(9, "x")])]
+    as_encoded: list[Any] = [LinesTable("notes", NOTE_COLUMNS, notes), as_batches[1]]
+
+    expected = await write_exports(
+        stream(as_batches), directory=tmp_path / "batches", formats=FORMATS, header=HEADER
+    )
+    files = await write_exports(
+        stream(as_encoded), directory=tmp_path / "encoded", formats=FORMATS, header=HEADER
+    )
+
+    document = json.loads(files["json"].path.read_bytes())
+    wanted = json.loads(expected["json"].path.read_bytes())
+    first = document["tables"][0]
+    first["rows"].sort(key=lambda row: row["id"])  # the two streams interleave
+    assert document == wanted
+    entries, wanted_entries = read_zip(files["csv"].path), read_zip(expected["csv"].path)
+    assert set(entries) == set(wanted_entries)
+    for name in ("ids.csv", "notes.csv"):
+        header, *rows = csv_rows(entries[name])
+        wanted_header, *wanted_rows = csv_rows(wanted_entries[name])
+        assert header == wanted_header and sorted(rows) == sorted(wanted_rows), name
+        assert entries[name].count(b"\r\n") >= len(rows) + 1  # CRLF line ends
+    manifest = json.loads(entries["manifest.json"])
+    assert manifest["summary"] == json.loads(wanted_entries["manifest.json"])["summary"]
+    for item in manifest["files"]:
+        assert item["sha256"] == hashlib.sha256(entries[item["name"]]).hexdigest()
+    for file in files.values():
+        assert file.sha256 == hashlib.sha256(file.path.read_bytes()).hexdigest()
+
+
+async def test_a_failing_encoded_table_leaves_no_file_and_keeps_its_error(tmp_path: Path) -> None:
+    directory = tmp_path / "out"
+    failing = LinesTable("notes", NOTE_COLUMNS, NOTES, fail_after=2)
+    with pytest.raises(RuntimeError, match="went away"):
+        await write_exports(stream([failing]), directory=directory, formats=FORMATS, header=HEADER)
+    assert list(directory.iterdir()) == []
+
+
+async def test_progress_is_reported_while_an_encoded_table_streams(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export_writer, "_PROGRESS_SECONDS", 0.001)
+    seen: list[int] = []
+
+    async def on_progress(records: int) -> None:
+        seen.append(records)
+
+    rows = [(number, f"note {number}", "yes") for number in range(200)]
+    await write_exports(
+        stream([LinesTable("notes", NOTE_COLUMNS, rows)]),
+        directory=tmp_path / "out",
+        formats=["json"],
+        header=HEADER,
+        on_progress=on_progress,
+    )
+    assert seen[-1] == 200
+    assert any(0 < records < 200 for records in seen), seen

@@ -4,9 +4,9 @@ Connectors never log or raise with the subject's data: a ``SourceError`` message
 source and the failure kind only.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class SourceError(Exception):
@@ -50,6 +50,56 @@ class RecordBatch:
     columns: tuple[ColumnInfo, ...]
     record_id_index: int
     rows: list[tuple[Any, ...]]
+
+
+# Receives a row stream's output chunk by chunk (bytes or a bytearray).
+LineSink = Callable[[bytes], None]
+# Streams some of a table's rows into a sink; answers how many rows it wrote.
+RowStream = Callable[[LineSink], Awaitable[int]]
+
+
+class EncodedTable(Protocol):
+    """A table of the subject's records that its source writes in the export formats itself.
+
+    Yielded by ``ExportingConnector.collect_for_export`` in place of a table's RecordBatches
+    (PostgreSQL's COPY: the database formats the values). Usable only until the next item
+    is asked of the stream that yielded it. Each method answers one or more row streams
+    that may run concurrently; together they write every row of the table once, in no
+    particular order. Values as docs/exports.md says ("Big PostgreSQL tables").
+    """
+
+    source: str
+    table: str
+    columns: tuple[ColumnInfo, ...]
+    record_id_index: int
+
+    def json_streams(self) -> list[RowStream]:
+        """Rows as JSON objects (``{"column":value,...}`` in ``columns`` order), one a line.
+
+        Each chunk holds whole ``\\n``-terminated lines, so the streams may share one file.
+        """
+        ...
+
+    def csv_streams(self, cells: Sequence[int | None], lead: tuple[str, str]) -> list[RowStream]:
+        """Rows as RFC 4180 lines with LF ends: ``lead``, the record id, then ``cells``.
+
+        ``cells`` are indexes into ``columns`` (None: an empty cell). Text cells are
+        neutralised like ``export_encoding.csv_text``; ``lead`` (source and table names,
+        already neutralised) is quoted as needed. A chunk may end inside a row: each stream
+        needs a file of its own.
+        """
+        ...
+
+
+@runtime_checkable
+class ExportingConnector(Protocol):
+    """A connector that can hand big tables over pre-encoded (``SqlConnector`` on PostgreSQL)."""
+
+    def collect_for_export(
+        self, identity: SubjectIdentity, *, provided_only: bool = False
+    ) -> AsyncIterator[RecordBatch | EncodedTable]:
+        """What ``collect`` streams, except that some tables may come as an EncodedTable."""
+        ...
 
 
 @dataclass(frozen=True)
