@@ -504,8 +504,11 @@ class LinesTable:
         columns: tuple[ColumnInfo, ...],
         rows: list[tuple[Any, ...]],
         fail_after: int | None = None,
+        pause: float = 0.0,
     ) -> None:
         self.source = "crm"
+        # Seconds each chunk takes to arrive (a slow source), so progress can be observed.
+        self.pause = pause
         self.table = table
         self.columns = columns
         self.record_id_index = 0
@@ -525,7 +528,7 @@ class LinesTable:
                 if self.fail_after is not None and number >= self.fail_after:
                     raise RuntimeError("the source went away")
                 sink(chunk)
-                await asyncio.sleep(0)
+                await asyncio.sleep(self.pause)
             return len(lines)
 
         return stream
@@ -625,7 +628,7 @@ async def test_progress_is_reported_while_an_encoded_table_streams(
 
     rows = [(number, f"note {number}", "yes") for number in range(200)]
     await write_exports(
-        stream([LinesTable("notes", NOTE_COLUMNS, rows)]),
+        stream([LinesTable("notes", NOTE_COLUMNS, rows, pause=0.005)]),
         directory=tmp_path / "out",
         formats=["json"],
         header=HEADER,
