@@ -148,9 +148,9 @@ class JobRun:
             if defer:
                 return steps.Outcome(result=result, summary="")
             retained = list(result.get("retained", []))
-            for task in tasks:
+            for task, summary in zip(tasks, task_results, strict=True):
                 retained += [
-                    {**item, "source": task_results[tasks.index(task)]["source"]}
+                    {**item, "source": summary["source"]}
                     for item in (task.result or {}).get("retained", [])
                 ]
             return steps.erasure_outcome({**result, "retained": retained, "tasks": task_results})

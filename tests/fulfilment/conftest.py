@@ -18,11 +18,13 @@ import asyncpg
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
 from app.demo import create_demo_crm, load_dataset_map
 from app.demo.crm import SCHEMA
+from app.models import OutboxEvent, RequestEvent
 from app.worker import Worker
 from tests.conftest import (
     POSTGRES_URL,
@@ -174,6 +176,24 @@ async def fulfil_and_wait(
     assert response.json()["fulfilment"]["status"] == "queued"
     await drain(worker)
     return dict((await client.get(f"/v1/requests/{request_id}", headers=headers)).json())
+
+
+async def outbox_payloads(app: FastAPI, event_type: str) -> list[dict[str, Any]]:
+    """The webhook payloads written to the outbox for ``event_type``."""
+    async with app.state.sessionmaker() as session:
+        rows = await session.execute(
+            select(OutboxEvent.payload).where(OutboxEvent.event_type == event_type)
+        )
+        return [payload for (payload,) in rows]
+
+
+async def audit_entries(app: FastAPI, audit_type: str) -> list[dict[str, Any]]:
+    """The data of every audit-trail entry of ``audit_type``."""
+    async with app.state.sessionmaker() as session:
+        rows = await session.execute(
+            select(RequestEvent.data).where(RequestEvent.type == audit_type)
+        )
+        return [data for (data,) in rows]
 
 
 async def drain(worker: Worker, *, passes: int = 10) -> None:

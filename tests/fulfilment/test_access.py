@@ -5,37 +5,18 @@ import io
 import json
 import re
 import zipfile
-from typing import Any
 
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import select
 
 from app.demo import JANE_DOE
-from app.models import OutboxEvent, RequestEvent
 from app.worker import Worker
 from tests.factories import verified_request
-from tests.fulfilment.conftest import CrmSource, drain
+from tests.fulfilment.conftest import CrmSource, audit_entries, drain, outbox_payloads
 from tests.smtp_server import SmtpServer
 from tests.webhook_receiver import Receiver
 
 JANE = {"email": JANE_DOE["email"], "name": "Jane Doe"}
-
-
-async def _outbox(app: FastAPI, event_type: str) -> list[dict[str, Any]]:
-    async with app.state.sessionmaker() as session:
-        rows = await session.execute(
-            select(OutboxEvent.payload).where(OutboxEvent.event_type == event_type)
-        )
-        return [payload for (payload,) in rows]
-
-
-async def _audit(app: FastAPI, audit_type: str) -> list[dict[str, Any]]:
-    async with app.state.sessionmaker() as session:
-        rows = await session.execute(
-            select(RequestEvent.data).where(RequestEvent.type == audit_type)
-        )
-        return [data for (data,) in rows]
 
 
 async def test_access_exports_every_record_with_the_register(
@@ -96,7 +77,7 @@ async def test_access_exports_every_record_with_the_register(
     assert JANE_DOE["email"] in archive.read("contact.csv").decode()
 
     # export.ready announces the files without any personal data.
-    (ready,) = await _outbox(app, "export.ready")
+    (ready,) = await outbox_payloads(app, "export.ready")
     assert {item["format"] for item in ready["data"]["exports"]} == {"json", "csv"}
     assert JANE_DOE["email"] not in json.dumps(ready)
 
@@ -142,7 +123,7 @@ async def test_portability_holds_only_provided_data_and_is_transmitted(
         result = done["fulfilment"]["result"]
         assert result["transmission"]["status"] == "delivered"
         assert [item["format"] for item in result["exports"]] == ["json"]
-        (audit,) = await _audit(app, "portability.transmitted")
+        (audit,) = await audit_entries(app, "portability.transmitted")
         assert audit["status"] == "delivered" and audit["attempts"] == 1
         (sent,) = receiver.received
         assert sent.path.endswith("/import")

@@ -1,37 +1,26 @@
 """Erasure, rectification and restriction end to end against the demo CRM source."""
 
 import json
-from typing import Any
 
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import select
 
 from app.demo import JANE_DOE
-from app.models import MailMessage, OutboxEvent, RequestEvent
+from app.models import MailMessage
 from app.worker import Worker
 from tests.factories import verified_request
-from tests.fulfilment.conftest import CrmSource, drain, fulfil_and_wait
+from tests.fulfilment.conftest import (
+    CrmSource,
+    audit_entries,
+    drain,
+    fulfil_and_wait,
+    outbox_payloads,
+)
 
 JANE = {"email": JANE_DOE["email"], "name": "Jane Doe", "phone": JANE_DOE["phone"]}
 # Every value that identifies Jane in the demo CRM (contacts row and order addresses).
 RETAINED_TABLES = {"orders"}
-
-
-async def _payloads(app: FastAPI, event_type: str) -> list[dict[str, Any]]:
-    async with app.state.sessionmaker() as session:
-        rows = await session.execute(
-            select(OutboxEvent.payload).where(OutboxEvent.event_type == event_type)
-        )
-        return [payload for (payload,) in rows]
-
-
-async def _audit(app: FastAPI, request_id: str, audit_type: str) -> list[dict[str, Any]]:
-    async with app.state.sessionmaker() as session:
-        rows = await session.execute(
-            select(RequestEvent.data).where(RequestEvent.type == audit_type)
-        )
-        return [data for (data,) in rows]
 
 
 async def test_erasure_leaves_no_identity_outside_retained_tables(
@@ -83,10 +72,10 @@ async def test_erasure_leaves_no_identity_outside_retained_tables(
         "/v1/suppressions/check", headers=integration_headers, json={"email": JANE_DOE["email"]}
     )
     assert check.json() == {"suppressed": True, "channels": ["email", "phone", "post", "sms"]}
-    (erased,) = await _payloads(app, "subject.erased")
+    (erased,) = await outbox_payloads(app, "subject.erased")
     assert erased["data"]["erasure"]["retained_categories"] == ["financial"]
-    assert len(await _payloads(app, "subject.suppressed")) == 1
-    for payload in [erased, *await _payloads(app, "subject.suppressed")]:
+    assert len(await outbox_payloads(app, "subject.suppressed")) == 1
+    for payload in [erased, *await outbox_payloads(app, "subject.suppressed")]:
         assert not any(value in json.dumps(payload) for value in identity_values)
 
 
@@ -122,11 +111,11 @@ async def test_rectification_changes_the_source_and_audits_before_and_after(
     assert "Harrogate" not in json.dumps(result)
     after = next(row for row in await crm.rows("contacts") if row["customer_id"] == "C-1001")
     assert after["town"] == "Harrogate"
-    (audit,) = await _audit(app, dsr["id"], "subject.rectification_applied")
+    (audit,) = await audit_entries(app, "subject.rectification_applied")
     (change,) = audit["changes"]
     assert change["after"] == "Harrogate"
     assert jane["town"] in json.dumps(change["before"])
-    (event,) = await _payloads(app, "subject.rectified")
+    (event,) = await outbox_payloads(app, "subject.rectified")
     assert event["data"]["rectification"] == {"fields": ["town"]}
     assert "Harrogate" not in json.dumps(event)
 
@@ -154,7 +143,7 @@ async def test_restriction_flags_the_subject_and_lifting_tells_them_first(
     flags = {row["customer_id"]: row["processing_restricted"] for row in await crm.rows("contacts")}
     assert flags["C-1001"] == 1
     assert sum(flags.values()) == 1
-    assert len(await _payloads(app, "subject.restricted")) == 1
+    assert len(await outbox_payloads(app, "subject.restricted")) == 1
     check = await client.post(
         "/v1/suppressions/check", headers=integration_headers, json={"email": JANE_DOE["email"]}
     )
@@ -173,7 +162,7 @@ async def test_restriction_flags_the_subject_and_lifting_tells_them_first(
     await drain(worker)
     flags = {row["customer_id"]: row["processing_restricted"] for row in await crm.rows("contacts")}
     assert flags["C-1001"] == 0
-    assert len(await _payloads(app, "subject.restriction_lifted")) == 1
+    assert len(await outbox_payloads(app, "subject.restriction_lifted")) == 1
     check = await client.post(
         "/v1/suppressions/check", headers=integration_headers, json={"email": JANE_DOE["email"]}
     )

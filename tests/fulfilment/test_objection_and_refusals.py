@@ -5,13 +5,11 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import select
 
 from app.demo import JANE_DOE
-from app.models import RequestEvent
 from app.worker import Worker
 from tests.factories import create_request, verified_request
-from tests.fulfilment.conftest import CrmSource, drain, fulfil_and_wait, register_crm
+from tests.fulfilment.conftest import CrmSource, audit_entries, drain, fulfil_and_wait, register_crm
 
 JANE = {"email": JANE_DOE["email"], "name": "Jane Doe"}
 
@@ -80,12 +78,7 @@ async def test_legitimate_interests_objection_needs_a_decision_with_grounds(
     assert done["status"] == "completed"
     assert done["fulfilment"]["result"]["decision"] == "override"
     assert grounds in done["completion_summary"]
-    async with app.state.sessionmaker() as session:
-        (data,) = (
-            await session.execute(
-                select(RequestEvent.data).where(RequestEvent.type == "objection.overridden")
-            )
-        ).one()
+    (data,) = await audit_entries(app, "objection.overridden")
     assert data["grounds"] == grounds
     # Overriding changes nothing in the sources.
     jane = next(row for row in await crm.rows("contacts") if row["customer_id"] == "C-1001")
