@@ -60,9 +60,8 @@ async def get_now(request: Request) -> datetime:
 NowDep = Annotated[datetime, Depends(get_now)]
 
 
-async def get_principal(
-    settings: SettingsDep, token: Annotated[str | None, Depends(oauth2_scheme)]
-) -> Principal:
+def authenticate(settings: Settings, token: str | None) -> Principal:
+    """The caller behind a bearer token; 401 without a valid one."""
     if token is None:
         raise Unauthorized("A bearer access token is required; get one at /v1/oauth/token.")
     principal = verify_access_token(token, secret_key=settings.secret_key)
@@ -77,7 +76,12 @@ async def get_principal(
 def require(scope: Scope) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """A dependency that admits only callers holding ``scope``."""
 
-    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    # One dependency, not a chain: each level of FastAPI's dependency solving costs on
+    # every request, and every route runs this.
+    async def check(
+        request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
+    ) -> Principal:
+        principal = authenticate(request.app.state.settings, token)
         if scope not in principal.scopes:
             raise Forbidden(f"This action needs the `{scope}` scope.")
         return principal

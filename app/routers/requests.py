@@ -67,7 +67,6 @@ ACTION_ERRORS = {**AUTH_ERRORS, **NOT_FOUND, **CONFLICT, **VALIDATION}
 async def create_request(
     request: Request,
     principal: Submitter,
-    session: SessionDep,
     settings: SettingsDep,
     payload: Annotated[RequestCreate, Body(openapi_examples=REQUEST_CREATE_EXAMPLES)],
     now: NowDep,
@@ -95,9 +94,10 @@ async def create_request(
     fingerprint = None
     if idempotency_key is not None:
         fingerprint = service.body_fingerprint(await request.body())
-        stored = await service.find_idempotent_response(
-            session, principal=principal, key=idempotency_key, fingerprint=fingerprint
-        )
+        async with request.app.state.sessionmaker() as session:
+            stored = await service.find_idempotent_response(
+                session, principal=principal, key=idempotency_key, fingerprint=fingerprint
+            )
         if stored is not None:
             return JSONResponse(
                 stored,
@@ -105,7 +105,8 @@ async def create_request(
                 headers={"Idempotent-Replayed": "true", "Location": f"/v1/requests/{stored['id']}"},
             )
     _dsr, public = await service.create_request(
-        session,
+        request.app.state.committer,
+        request.app.state.sessionmaker,
         settings=settings,
         principal=principal,
         payload=payload,

@@ -4,11 +4,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.models import DsrRequest, OutboxEvent, RequestEvent, metadata
+from app.models import DsrRequest, OutboxEvent, RequestEvent
 from app.services.clock import deadline_view
 
 
@@ -102,21 +102,6 @@ def record(
         )
 
 
-async def insert_new_request(
-    session: AsyncSession,
-    *,
-    dsr: DsrRequest,
-    audit_rows: list[dict[str, Any]],
-    outbox_rows: list[dict[str, Any]],
-    mail_rows: list[dict[str, Any]],
-) -> None:
-    """Write a new request with its events and mail as plain INSERTs: intake is the hot path."""
-    request_table = metadata.tables["requests"]
-    request_row = {column.name: getattr(dsr, column.name) for column in request_table.c}
-    # Values as parameters, not .values(): the statement stays identical and cached.
-    await session.execute(insert(request_table), request_row)
-    await session.execute(insert(metadata.tables["request_events"]), audit_rows)
-    if outbox_rows:
-        await session.execute(insert(metadata.tables["outbox"]), outbox_rows)
-    if mail_rows:
-        await session.execute(insert(metadata.tables["mail_outbox"]), mail_rows)
+def table_row(table: Table, instance: Any) -> dict[str, Any]:
+    """An ORM instance as a plain row for a Core INSERT (intake skips the unit of work)."""
+    return {column.name: getattr(instance, column.name) for column in table.c}

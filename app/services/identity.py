@@ -1,14 +1,13 @@
 """Identity assertions: an integration vouches for a person it has already authenticated."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 from jose import JWTError, jwt
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.errors import UnprocessableEntity
-from app.models import UsedAssertion
 from app.schemas import Subject
 from app.security import decrypt_secret
 from app.services.clients import get_by_client_id
@@ -23,6 +22,10 @@ class InvalidAssertion(UnprocessableEntity):
     slug = "invalid-identity-assertion"
 
 
+def assertion_replayed() -> InvalidAssertion:
+    return InvalidAssertion("This assertion (jti) has already been used.")
+
+
 async def verify_identity_assertion(
     session: AsyncSession,
     *,
@@ -31,8 +34,13 @@ async def verify_identity_assertion(
     caller_client_id: str,
     subject: Subject,
     now: datetime,
-) -> None:
-    """Check signature, issuer, subject, lifetime and single use; raise InvalidAssertion."""
+) -> dict[str, Any]:
+    """Check signature, issuer, subject and lifetime; raise InvalidAssertion.
+
+    Returns the ``used_assertions`` row that spends the assertion: the caller inserts it with
+    the request, and a uniqueness conflict on it means the assertion was replayed
+    (``assertion_replayed``).
+    """
     client = await get_by_client_id(session, caller_client_id)
     secret = client and decrypt_secret(client.secret_encrypted, secret_key=settings.secret_key)
     if not secret:
@@ -77,14 +85,8 @@ async def verify_identity_assertion(
     jti = str(claims["jti"])
     if not jti or len(jti) > 200:
         raise InvalidAssertion("jti must be a non-empty string of at most 200 characters.")
-    try:
-        async with session.begin_nested():
-            session.add(
-                UsedAssertion(
-                    issuer=caller_client_id,
-                    jti=jti,
-                    expires_at=datetime.fromtimestamp(expires_at, UTC),
-                )
-            )
-    except IntegrityError:
-        raise InvalidAssertion("This assertion (jti) has already been used.") from None
+    return {
+        "issuer": caller_client_id,
+        "jti": jti,
+        "expires_at": datetime.fromtimestamp(expires_at, UTC),
+    }

@@ -38,6 +38,8 @@ def _environment(override_dir: str | None) -> jinja2.Environment:
     folders = [override_dir] if override_dir else []
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader([*folders, str(BUILTIN_TEMPLATES)]),
+        # Templates are read once: a stat() per render was measurable on the intake path.
+        auto_reload=False,
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,

@@ -8,13 +8,12 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from app.config import Settings
 from app.errors import Conflict, UnprocessableEntity
-from app.models import DsrRequest, IdempotencyKey, RequestEvent
+from app.models import DsrRequest, IdempotencyKey, RequestEvent, metadata
 from app.schemas import (
     FulfilmentPublic,
     RequestCreateBase,
@@ -26,7 +25,8 @@ from app.schemas import (
 )
 from app.security import Principal
 from app.services import clock, events, mail, pagination
-from app.services.identity import verify_identity_assertion
+from app.services.group_commit import GroupCommitter, Write
+from app.services.identity import assertion_replayed, verify_identity_assertion
 from app.services.rejection import rejection_notice
 from app.services.verification import ensure_method_allowed
 
@@ -112,8 +112,17 @@ async def find_idempotent_response(
     return stored.response_body
 
 
+def idempotency_key_in_use() -> Conflict:
+    return Conflict(
+        "A request with this Idempotency-Key was submitted concurrently; "
+        "retry to receive its response.",
+        title="Idempotency key in use",
+    )
+
+
 async def create_request(
-    session: AsyncSession,
+    committer: GroupCommitter,
+    sessionmaker: async_sessionmaker[AsyncSession],
     *,
     settings: Settings,
     principal: Principal,
@@ -125,6 +134,8 @@ async def create_request(
     """Log a new request and acknowledge it to the subject.
 
     With a valid identity assertion (where the policy allows one) its clock starts at once.
+    The request, its audit entries, webhook events, acknowledgement, spent assertion and
+    idempotency record are committed together (sharing a transaction with concurrent intakes).
     """
     received_at = payload.received_at or now
     if received_at > now + FUTURE_TOLERANCE:
@@ -161,16 +172,20 @@ async def create_request(
         created_at=now,
         updated_at=now,
     )
+    spent_assertions: list[dict[str, Any]] = []
     if payload.identity_assertion:
         ensure_method_allowed(settings, dsr.type, VerificationMethod.IDENTITY_ASSERTION)
-        await verify_identity_assertion(
-            session,
-            settings=settings,
-            token=payload.identity_assertion,
-            caller_client_id=principal.client_id,
-            subject=subject,
-            now=now,
-        )
+        async with sessionmaker() as session:
+            spent_assertions.append(
+                await verify_identity_assertion(
+                    session,
+                    settings=settings,
+                    token=payload.identity_assertion,
+                    caller_client_id=principal.client_id,
+                    subject=subject,
+                    now=now,
+                )
+            )
         dsr.status = RequestStatus.IN_PROGRESS.value
         dsr.verification_status = "verified"
         dsr.verification_method = "identity_assertion"
@@ -213,33 +228,36 @@ async def create_request(
         },
         now=now,
     )
-    await events.insert_new_request(
-        session,
-        dsr=dsr,
-        audit_rows=audit_rows,
-        outbox_rows=outbox_rows,
-        mail_rows=[acknowledgement] if acknowledgement else [],
-    )
     public = to_public(dsr, settings, now)
+    idempotency_rows = []
     if idempotency_key is not None and fingerprint is not None:
-        try:
-            async with session.begin_nested():
-                session.add(
-                    IdempotencyKey(
-                        client_id=principal.client_id,
-                        key=idempotency_key,
-                        body_sha256=fingerprint,
-                        request_id=dsr.id,
-                        response_body=public.model_dump(mode="json"),
-                        created_at=now,
-                    )
-                )
-        except IntegrityError:
-            raise Conflict(
-                "A request with this Idempotency-Key was submitted concurrently; "
-                "retry to receive its response.",
-                title="Idempotency key in use",
-            ) from None
+        idempotency_rows.append(
+            {
+                "client_id": principal.client_id,
+                "key": idempotency_key,
+                "body_sha256": fingerprint,
+                "request_id": dsr.id,
+                "response_body": public.model_dump(mode="json"),
+                "created_at": now,
+            }
+        )
+    tables = metadata.tables
+    await committer.write(
+        Write(
+            rows=[
+                (tables["used_assertions"], spent_assertions),
+                (tables["requests"], [events.table_row(tables["requests"], dsr)]),
+                (tables["request_events"], audit_rows),
+                (tables["outbox"], outbox_rows),
+                (tables["mail_outbox"], [acknowledgement] if acknowledgement else []),
+                (tables["idempotency_keys"], idempotency_rows),
+            ],
+            on_conflict={
+                "used_assertions": assertion_replayed,
+                "idempotency_keys": idempotency_key_in_use,
+            },
+        )
+    )
     return dsr, public
 
 

@@ -56,7 +56,7 @@ __all__ = [
     "PgEncodedTable",
     "PgExport",
     "SubjectRows",
-    "discard_if_closed",
+    "discard_unless_clean",
     "encode_table",
     "read_only",
 ]
@@ -203,10 +203,22 @@ async def read_only(connection: asyncpg.Connection) -> AsyncIterator[None]:
             await transaction.rollback()
 
 
-async def discard_if_closed(pooled: AsyncConnection, connection: asyncpg.Connection) -> None:
-    """A closed driver connection must not go back to SQLAlchemy's pool, which cannot tell."""
-    if connection.is_closed():
-        await pooled.invalidate()
+def discard_unless_clean(
+    pooled: AsyncConnection, connection: asyncpg.Connection
+) -> Callable[..., Awaitable[bool]]:
+    """An exit callback that keeps a COPY's connection out of the pool unless it ended cleanly.
+
+    A COPY interrupted by an error or a cancellation may leave its connection closed or still
+    mid-protocol (asyncpg cancels the server side asynchronously); SQLAlchemy's pool cannot
+    tell, and the next checkout would fail.
+    """
+
+    async def exit_callback(exc_type: type[BaseException] | None, *_exc: object) -> bool:
+        if exc_type is not None or connection.is_closed():
+            await pooled.invalidate()
+        return False
+
+    return exit_callback
 
 
 class PgExport:
@@ -280,7 +292,7 @@ class PgExport:
             pooled = await joined.enter_async_context(self._open_connection())
             connection = (await pooled.get_raw_connection()).driver_connection
             assert connection is not None
-            joined.push_async_callback(discard_if_closed, pooled, connection)
+            joined.push_async_exit(discard_unless_clean(pooled, connection))
             await joined.enter_async_context(read_only(connection))
             await connection.execute(f"SET TRANSACTION SNAPSHOT {sql_string(self._snapshot)}")
             await connection.execute(SESSION_SETTINGS)

@@ -384,7 +384,7 @@ class SqlConnector:
         driver = (await connection.get_raw_connection()).driver_connection
         assert driver is not None
         async with AsyncExitStack() as stack:
-            stack.push_async_callback(pg_copy.discard_if_closed, connection, driver)
+            stack.push_async_exit(pg_copy.discard_unless_clean(connection, driver))
             # One snapshot for every table: the pack is consistent with itself.
             export: pg_copy.PgExport | None = None
             if encode:
