@@ -47,32 +47,37 @@ class GroupCommitter:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: list[_Pending] = []
-        self._leader = asyncio.Lock()
+        # Commits the queue batch by batch and ends when it is empty; started by the next write.
+        self._drainer: asyncio.Task[None] | None = None
 
     async def write(self, write: Write) -> None:
         """Insert the rows; returns once they are committed, raises what their insert raised."""
         loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            # A new event loop (a test, a restarted server): queue and lock belong to the old one.
-            self._loop, self._queue, self._leader = loop, [], asyncio.Lock()
+        if self._drainer is not None and self._drainer.get_loop() is not loop:
+            # A new event loop (a test, a restarted server): the old one's queue died with it.
+            self._queue, self._drainer = [], None
         pending = _Pending(write, loop.create_future())
         self._queue.append(pending)
-        try:
-            async with self._leader:
-                while not pending.done.done() and self._queue:
-                    batch = self._queue[:MAX_WRITES_PER_TRANSACTION]
-                    del self._queue[:MAX_WRITES_PER_TRANSACTION]
-                    # Shielded: a caller that goes away must not abandon the others' writes.
-                    await asyncio.shield(self._commit(batch))
-        except BaseException:
-            # Cancelled while queued: nobody is waiting for these rows, so do not write them.
-            if pending in self._queue:
-                self._queue.remove(pending)
-            pending.done.cancel()
-            raise
+        if self._drainer is None or self._drainer.done():
+            self._drainer = loop.create_task(self._drain())
+        # A caller cancelled here cancels its future, and a cancelled write is never started.
         await pending.done
+
+    async def _drain(self) -> None:
+        try:
+            # Writes queued while a transaction commits form the next one: the busier, the bigger.
+            while self._queue:
+                batch = self._queue[:MAX_WRITES_PER_TRANSACTION]
+                del self._queue[:MAX_WRITES_PER_TRANSACTION]
+                batch = [pending for pending in batch if not pending.done.done()]
+                if batch:
+                    await self._commit(batch)
+        except BaseException as exc:
+            # Only a shutdown gets here (_commit answers its own errors): answer the rest too.
+            queued, self._queue = self._queue, []
+            _settle(queued, exc)
+            raise
 
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
