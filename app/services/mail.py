@@ -5,6 +5,7 @@ nothing, and a queued message survives a crash.
 """
 
 import uuid
+from collections.abc import MutableMapping
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
@@ -32,11 +33,20 @@ class MessageKind(StrEnum):
     RESTRICTION_LIFTED = "restriction_lifted"
 
 
+class _Environment(jinja2.Environment):
+    """Template globals as a plain dict: every render copies them, and copying Jinja's default
+    ChainMap cost about 5 % of an intake's CPU. Our globals never change after start-up, the
+    one thing the ChainMap exists for."""
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        return {**self.globals, **(d or {})}
+
+
 @lru_cache(maxsize=8)
 def _environment(override_dir: str | None) -> jinja2.Environment:
     """Operator templates (DSR_MAIL_TEMPLATE_DIR) first, then the built-in ones."""
     folders = [override_dir] if override_dir else []
-    return jinja2.Environment(
+    return _Environment(
         loader=jinja2.FileSystemLoader([*folders, str(BUILTIN_TEMPLATES)]),
         # Templates are read once: a stat() per render was measurable on the intake path.
         auto_reload=False,
