@@ -1,10 +1,11 @@
 """Group commit: concurrent writes of new rows share one transaction.
 
 Intake is the hot path and its cost was the transaction, not the rows: a begin, four INSERTs
-and a commit per request. Here each caller hands over its rows as a ``Write`` and waits; one
-caller at a time (the leader) takes every write queued so far, inserts them table by table in
-a single transaction and commits. Every caller is answered only after the transaction that
-holds its rows has committed, so nothing is acknowledged that is not durable.
+and a commit per request. Here each caller hands over its rows as a ``Write`` and waits; a
+drainer task takes every write queued so far, inserts them table by table in one transaction
+(one executemany per table) and commits, then takes what queued meanwhile. Every caller is
+answered only after the transaction that holds its rows has committed, so nothing is
+acknowledged that is not durable.
 
 Writes stay atomic and independent: when a shared transaction fails on one write's rows (a
 reused idempotency key, a replayed assertion, a value out of range), each write is retried in
