@@ -1,5 +1,7 @@
 """Database failures answer problem+json with a status the caller can act on, never 500."""
 
+import asyncio
+
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
@@ -11,6 +13,7 @@ from app.models import Client, utcnow
 from app.security import Role, issue_access_token
 from app.services.clients import get_by_client_id
 from tests.conftest import TEST_SECRET_KEY, make_settings
+from tests.factories import request_body
 
 
 @pytest.mark.parametrize(
@@ -30,13 +33,32 @@ async def test_unreachable_database_is_503_with_retry_after(url: str) -> None:
         secret_key=TEST_SECRET_KEY,
         ttl_seconds=60,
     )
+    submitter = issue_access_token(
+        client_id="crm",
+        role=Role.INTEGRATION,
+        scopes=frozenset({"requests:submit", "requests:read"}),
+        secret_key=TEST_SECRET_KEY,
+        ttl_seconds=60,
+    )
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client:
         listed = await client.get("/v1/requests", headers={"Authorization": f"Bearer {token}"})
         ready = await client.get("/readyz")
+        # Intakes arriving together share a transaction: every one of them hears of the failure.
+        submitted = await asyncio.gather(
+            *(
+                client.post(
+                    "/v1/requests",
+                    headers={"Authorization": f"Bearer {submitter}"},
+                    json=request_body(external_ref=f"DOWN-{n}"),
+                )
+                for n in range(3)
+            )
+        )
     await app.state.engine.dispose()
-    for response in (listed, ready):
+    for response in (listed, ready, *submitted):
         assert response.status_code == 503, response.text
         assert response.headers["content-type"] == "application/problem+json"
+        assert "jane" not in response.text.lower()
     assert listed.headers["retry-after"] == "1"
 
 
