@@ -9,6 +9,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -53,10 +54,12 @@ async def _drop_database(base_url: str, name: str) -> None:
         await connection.close()
 
 
-@pytest.fixture(scope="session")
-def postgres_server_url() -> Iterator[str]:
-    """A fresh database on the PostgreSQL server for this test session."""
-    name = f"dsr_test_{os.getpid()}"
+@contextmanager
+def scratch_database(name: str) -> Iterator[str]:
+    """A new database ``name`` on the test PostgreSQL server, dropped afterwards.
+
+    Skips the test when the server is unreachable, and fails it under ``CI=true``.
+    """
     try:
         asyncio.run(_create_database(POSTGRES_URL, name))
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
@@ -64,8 +67,17 @@ def postgres_server_url() -> Iterator[str]:
         if IN_CI:
             pytest.fail(f"{reason}; CI=true requires PostgreSQL", pytrace=False)
         pytest.skip(f"{reason}; set DSR_TEST_POSTGRES_URL to run the PostgreSQL tests")
-    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    asyncio.run(_drop_database(POSTGRES_URL, name))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_drop_database(POSTGRES_URL, name))
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A fresh database on the PostgreSQL server for this test session."""
+    with scratch_database(f"dsr_test_{os.getpid()}") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,13 @@
-"""Small plain factories for request bodies, requests and identity assertions."""
+"""Small plain factories for request bodies, requests and identity assertions, and a row count."""
 
 import time
 import uuid
 from typing import Any
 
+from fastapi import FastAPI
 from httpx import AsyncClient
 from jose import jwt
+from sqlalchemy import func, select
 
 
 def request_body(**overrides: Any) -> dict[str, Any]:
@@ -70,3 +72,9 @@ async def verified_request(
     )
     assert response.status_code == 200, response.text
     return dict(response.json())
+
+
+async def count_rows(app: FastAPI, model: Any) -> int:
+    """How many rows the table of ``model`` holds in the app's database."""
+    async with app.state.sessionmaker() as session:
+        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())

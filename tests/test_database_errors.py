@@ -10,10 +10,21 @@ from app.config import Settings
 from app.deps import SessionDep
 from app.main import create_app
 from app.models import Client, utcnow
-from app.security import Role, issue_access_token
+from app.security import ROLE_SCOPES, Role, issue_access_token
 from app.services.clients import get_by_client_id
 from tests.conftest import TEST_SECRET_KEY, make_settings
 from tests.factories import request_body
+
+
+def bearer_token(client_id: str, role: Role) -> str:
+    """A valid token for a client that needs no row: authentication touches no database."""
+    return issue_access_token(
+        client_id=client_id,
+        role=role,
+        scopes=ROLE_SCOPES[role],
+        secret_key=TEST_SECRET_KEY,
+        ttl_seconds=60,
+    )
 
 
 @pytest.mark.parametrize(
@@ -26,20 +37,8 @@ from tests.factories import request_body
 )
 async def test_unreachable_database_is_503_with_retry_after(url: str) -> None:
     app = create_app(Settings(database_url=url, secret_key=TEST_SECRET_KEY))
-    token = issue_access_token(
-        client_id="officer",
-        role=Role.OFFICER,
-        scopes=frozenset({"requests:read", "requests:read_all"}),
-        secret_key=TEST_SECRET_KEY,
-        ttl_seconds=60,
-    )
-    submitter = issue_access_token(
-        client_id="crm",
-        role=Role.INTEGRATION,
-        scopes=frozenset({"requests:submit", "requests:read"}),
-        secret_key=TEST_SECRET_KEY,
-        ttl_seconds=60,
-    )
+    token = bearer_token("officer", Role.OFFICER)
+    submitter = bearer_token("crm", Role.INTEGRATION)
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client:
         listed = await client.get("/v1/requests", headers={"Authorization": f"Bearer {token}"})
         ready = await client.get("/readyz")

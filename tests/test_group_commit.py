@@ -11,19 +11,14 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import event, func, select
+from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
 
 from app.models import DsrRequest, MailMessage, OutboxEvent, RequestEvent, UsedAssertion, metadata
 from app.services.group_commit import GroupCommitter, Write
-from tests.factories import identity_assertion, request_body
+from tests.factories import count_rows, identity_assertion, request_body
 
 USED = metadata.tables["used_assertions"]
-
-
-async def count_rows(app: FastAPI, model: Any) -> int:
-    async with app.state.sessionmaker() as session:
-        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
 
 
 def spent(jti: str) -> Write:

@@ -21,11 +21,11 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from jose import jwt
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.models import DsrRequest, OutboxEvent
 from tests.conftest import new_client
-from tests.factories import identity_assertion, request_body
+from tests.factories import count_rows, identity_assertion, request_body
 
 LONDON = ZoneInfo("Europe/London")
 ENGLAND = holidays.country_holidays("GB", subdiv="ENG")
@@ -74,11 +74,6 @@ async def submit(client: AsyncClient, headers: dict[str, str], token: str, **ove
     return await client.post(
         "/v1/requests", headers=headers, json=request_body(identity_assertion=token, **overrides)
     )
-
-
-async def count_rows(app: FastAPI, model: Any) -> int:
-    async with app.state.sessionmaker() as session:
-        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
 
 
 async def outbox_types(app: FastAPI, request_id: str) -> Counter[str]:

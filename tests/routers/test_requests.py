@@ -14,11 +14,10 @@ import holidays
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import func, select
 
 from app.models import DsrRequest, OutboxEvent
 from tests.conftest import get_token, new_client
-from tests.factories import create_request, identity_assertion, request_body
+from tests.factories import count_rows, create_request, identity_assertion, request_body
 
 LONDON = ZoneInfo("Europe/London")
 ENGLAND = holidays.country_holidays("GB", subdiv="ENG")
@@ -102,11 +101,6 @@ async def list_all(client: AsyncClient, headers: dict[str, str], **params: Any) 
     body = response.json()
     assert body["next_cursor"] is None
     return list(body["items"])
-
-
-async def count_rows(app: FastAPI, model: Any) -> int:
-    async with app.state.sessionmaker() as session:
-        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
 
 
 async def asserted_request(

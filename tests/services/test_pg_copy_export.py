@@ -21,21 +21,13 @@ from uuid import UUID
 
 import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
 from app.services import export_writer
 from app.services.export_writer import ExportFile, write_exports
 from app.services.sources import pg_copy
 from app.services.sources.base import RecordBatch, SubjectIdentity
 from app.services.sources.sql import SqlConnector
-from tests.conftest import (
-    IN_CI,
-    POSTGRES_URL,
-    _asyncpg_dsn,
-    _create_database,
-    _drop_database,
-    make_settings,
-)
+from tests.conftest import _asyncpg_dsn, make_settings, scratch_database
 
 EMAIL = "Jane.Doe@Example.com"
 HEADER = {"export": {"request_id": "r-1", "request_type": "access"}}
@@ -227,17 +219,10 @@ DATASET_MAP: dict[str, Any] = {
 @pytest.fixture(scope="module")
 def source_url() -> Iterator[str]:
     """A scratch PostgreSQL database holding Jane's records and someone else's."""
-    name = f"dsr_pg_copy_{os.getpid()}"
-    try:
-        asyncio.run(_create_database(POSTGRES_URL, name))
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL not reachable ({type(exc).__name__})", pytrace=False)
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}")
-    url = make_url(POSTGRES_URL).set(database=name)
-    asyncio.run(_load(_asyncpg_dsn(url.render_as_string(hide_password=False))))
-    yield url.set(drivername="postgresql").render_as_string(hide_password=False)
-    asyncio.run(_drop_database(POSTGRES_URL, name))
+    with scratch_database(f"dsr_pg_copy_{os.getpid()}") as url:
+        dsn = _asyncpg_dsn(url)
+        asyncio.run(_load(dsn))
+        yield dsn
 
 
 async def _load(dsn: str) -> None:
