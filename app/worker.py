@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.models import utcnow
-from app.services import delivery, exports, fulfilment_jobs, fulfilment_run, mailer, sweeps
+from app.services import delivery, exports, fulfilment_jobs, fulfilment_run, mailer, ssrf, sweeps
 
 logger = logging.getLogger("app.worker")
 
@@ -51,7 +51,11 @@ class Worker:
         self.http = httpx.AsyncClient(
             timeout=self.settings.webhook_timeout,
             follow_redirects=False,  # a 3xx is a failure, and must not bounce us elsewhere
-            limits=httpx.Limits(max_connections=self.settings.worker_concurrency),
+            # Webhooks and portability transfers connect only to addresses the policy allows.
+            transport=ssrf.GuardedTransport(
+                allow_private=self.settings.allow_private_webhooks,
+                limits=httpx.Limits(max_connections=self.settings.worker_concurrency),
+            ),
             trust_env=False,
         )
 

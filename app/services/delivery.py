@@ -8,7 +8,6 @@ the same ``webhook-id``.
 """
 
 import asyncio
-import ipaddress
 import json
 import logging
 import time
@@ -17,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import or_, select, update
@@ -27,9 +25,8 @@ from standardwebhooks import Webhook
 
 from app.config import Settings
 from app.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
-from app.services import backoff
+from app.services import backoff, ssrf
 from app.services.event_types import ADMIN_EVENT_TYPES, matches
-from app.services.ssrf import check_address
 from app.services.webhook_endpoints import signing_secrets
 
 logger = logging.getLogger("app.webhooks")
@@ -204,25 +201,6 @@ def sign(claim: ClaimedDelivery, body: str, attempted_at: datetime) -> dict[str,
     }
 
 
-async def _destination_allowed(url: str, *, allow_private: bool) -> bool:
-    """Re-check the resolved addresses at delivery time (DNS may have changed)."""
-    host = urlsplit(url).hostname
-    if not host:
-        return False
-    try:
-        # A literal address needs no lookup (and a thread-pool hop per delivery).
-        return check_address(str(ipaddress.ip_address(host)), allow_private=allow_private)
-    except ValueError:
-        pass
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None)
-    except OSError:
-        return False
-    return bool(infos) and all(
-        check_address(str(info[4][0]), allow_private=allow_private) for info in infos
-    )
-
-
 def _retry_after(response: httpx.Response, now: datetime) -> timedelta | None:
     value = response.headers.get("retry-after")
     if not value:
@@ -261,8 +239,6 @@ async def _attempt(
     attempted_at: datetime,
     started: float,
 ) -> AttemptResult:
-    if not await _destination_allowed(claim.url, allow_private=settings.allow_private_webhooks):
-        return AttemptResult(claim, attempted_at, None, 0, "destination address not allowed")
     if not claim.secrets:
         return AttemptResult(claim, attempted_at, None, 0, "signing secret unavailable")
     body = json.dumps(claim.payload, separators=(",", ":"))
@@ -274,7 +250,11 @@ async def _attempt(
         timeout = f"timeout after {settings.webhook_timeout:g} s"
         return AttemptResult(claim, attempted_at, None, _elapsed_ms(started), timeout)
     except httpx.HTTPError as exc:
-        failure = f"connection error: {type(exc).__name__}"
+        if ssrf.refused_by_policy(exc):
+            # The client's transport checks the address it connects to (DNS may have changed).
+            failure = "destination address not allowed"
+        else:
+            failure = f"connection error: {type(exc).__name__}"
         return AttemptResult(claim, attempted_at, None, _elapsed_ms(started), failure)
     error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
     return AttemptResult(

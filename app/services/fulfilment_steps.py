@@ -359,6 +359,12 @@ async def transmit(
                 }
             last_error = f"HTTP {response.status_code}"
         except httpx.HTTPError as exc:
+            if ssrf.refused_by_policy(exc):
+                # The name now resolves somewhere we may not send personal data: never retry.
+                raise SourceError(
+                    "transmit_to refused: the destination address is not allowed",
+                    retryable=False,
+                ) from None
             last_error = type(exc).__name__
         if attempt < TRANSMIT_ATTEMPTS:
             await asyncio.sleep(2 ** (attempt - 1))

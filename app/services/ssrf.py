@@ -1,16 +1,24 @@
-"""Server-side request forgery guard for webhook URLs.
+"""Server-side request forgery guard for every outbound HTTP call (webhooks, sources, transfers).
 
-A webhook URL is checked when it is registered and again by the worker at delivery, after
-DNS resolution (a name may be re-pointed at an internal address after registration).
-Cloud metadata, unspecified, multicast and reserved addresses are refused even when
-private addresses are allowed (``DSR_WEBHOOK_ALLOW_PRIVATE``): no webhook consumer lives
-there, and metadata endpoints hand out credentials.
+A webhook URL is checked when it is registered, to refuse it early with a clear reason. The
+guarantee comes at connection time: ``GuardedTransport`` resolves the name itself, refuses
+the connection if any resolved address is forbidden, and connects to the address it checked.
+Checking a name and then letting the HTTP client resolve it again would leave a window in
+which the name can be re-pointed at an internal address (DNS rebinding).
+
+Cloud metadata, unspecified, multicast and reserved addresses are refused even when private
+addresses are allowed (``DSR_WEBHOOK_ALLOW_PRIVATE``): no webhook consumer lives there, and
+metadata endpoints hand out credentials.
 """
 
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
+
+import httpcore
+import httpx
 
 from app.errors import UnprocessableEntity
 
@@ -77,8 +85,8 @@ def _refusal(address: IPAddress, *, allow_private: bool) -> str | None:
     return None
 
 
-def check_address(ip: str, *, allow_private: bool) -> bool:
-    """True when the worker may connect to ``ip`` (a resolved address) to deliver a webhook.
+def refusal_reason(ip: str, *, allow_private: bool) -> str | None:
+    """Why we may not connect to ``ip`` (a resolved address), as a category; None if we may.
 
     Handles IPv4, IPv6 (with or without a zone id) and IPv4-mapped/6to4/NAT64 IPv6.
     Anything that is not an IP address is refused.
@@ -86,8 +94,13 @@ def check_address(ip: str, *, allow_private: bool) -> bool:
     try:
         address = ipaddress.ip_address(ip.strip().strip("[]"))
     except ValueError:
-        return False
-    return _refusal(address, allow_private=allow_private) is None
+        return "not an IP address"
+    return _refusal(address, allow_private=allow_private)
+
+
+def check_address(ip: str, *, allow_private: bool) -> bool:
+    """True when we may connect to ``ip`` (a resolved address)."""
+    return refusal_reason(ip, allow_private=allow_private) is None
 
 
 def _refuse(detail: str) -> UnprocessableEntity:
@@ -118,18 +131,6 @@ def _host_and_port(url: str, *, require_https: bool) -> tuple[str, int]:
     return host, port or (443 if scheme == "https" else 80)
 
 
-async def _resolve(host: str, port: int) -> set[str]:
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await asyncio.wait_for(
-            loop.getaddrinfo(host, port, type=socket.SOCK_STREAM),
-            timeout=RESOLVE_TIMEOUT_SECONDS,
-        )
-    except (OSError, UnicodeError, TimeoutError):
-        raise _refuse("The webhook URL's host name does not resolve.") from None
-    return {str(info[4][0]) for info in infos}
-
-
 async def ensure_deliverable_url(url: str, *, allow_private: bool, require_https: bool) -> None:
     """Refuse (422) a URL we must not send webhooks to.
 
@@ -148,7 +149,10 @@ async def ensure_deliverable_url(url: str, *, allow_private: bool, require_https
         if reason is not None:
             raise _refuse(f"The webhook URL points to {reason}.")
         return
-    addresses = await _resolve(host, port)
+    try:
+        addresses = await resolve_addresses(host, port)
+    except UnresolvableHost:
+        addresses = []
     if not addresses:
         raise _refuse("The webhook URL's host name does not resolve.")
     for resolved in sorted(addresses):
@@ -161,3 +165,112 @@ async def ensure_deliverable_url(url: str, *, allow_private: bool, require_https
         reason = _refusal(address, allow_private=allow_private)
         if reason is not None:
             raise _refuse(f"The webhook URL's host name resolves to {reason}.")
+
+
+# ---------------------------------------------------------------- enforcement at connection
+
+
+class DestinationRefused(httpcore.ConnectError):
+    """A connection the policy forbids; the message names the category, never the address."""
+
+
+class UnresolvableHost(httpcore.ConnectError):
+    """The host name has no address (retryable: DNS may recover)."""
+
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def resolve_addresses(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to, in the resolver's order of preference."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(host, port, type=socket.SOCK_STREAM),
+            timeout=RESOLVE_TIMEOUT_SECONDS,
+        )
+    except (OSError, UnicodeError, TimeoutError):
+        raise UnresolvableHost("the host name does not resolve") from None
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
+    """Opens TCP connections only to allowed addresses, and to the very address it checked.
+
+    The HTTP layer above keeps the host name, so the Host header, TLS SNI and certificate
+    checks, and connection reuse all stay per name.
+    """
+
+    def __init__(self, *, allow_private: bool, resolve: Resolver = resolve_addresses) -> None:
+        self._allow_private = allow_private
+        self._resolve = resolve
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await self._resolve(host, port)
+        if not addresses:
+            raise UnresolvableHost("the host name does not resolve")
+        for address in addresses:
+            # One forbidden answer refuses them all: a rebinding name mixes good and bad ones.
+            reason = refusal_reason(address, allow_private=self._allow_private)
+            if reason is not None:
+                raise DestinationRefused(f"the destination is {reason}")
+        failure: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address,
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise DestinationRefused("the destination is a local socket")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport with every connection made through ``GuardedNetworkBackend``."""
+
+    def __init__(
+        self,
+        *,
+        allow_private: bool,
+        limits: httpx.Limits | None = None,
+        resolve: Resolver = resolve_addresses,
+    ) -> None:
+        limits = limits or httpx.Limits()
+        super().__init__(limits=limits, trust_env=False)
+        # httpx takes no network backend, so its pool is rebuilt with ours (same settings).
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=GuardedNetworkBackend(allow_private=allow_private, resolve=resolve),
+        )
+
+
+def refused_by_policy(exc: BaseException) -> bool:
+    """True when an httpx error comes from ``GuardedNetworkBackend`` refusing the address."""
+    return isinstance(exc.__cause__, DestinationRefused)

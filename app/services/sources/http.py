@@ -10,10 +10,7 @@ internal systems live there). Redirects are not followed. Errors name the source
 endpoint and the status, never a body (it may hold personal data).
 """
 
-import asyncio
-import ipaddress
 import json
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from app.config import Settings
+from app.services import ssrf
 from app.services.sources.base import (
     ColumnInfo,
     ErasureOutcome,
@@ -33,7 +31,6 @@ from app.services.sources.base import (
     SourceError,
     SubjectIdentity,
 )
-from app.services.ssrf import RESOLVE_TIMEOUT_SECONDS, check_address
 
 __all__ = ["MAX_RESPONSE_BYTES", "HttpConnector"]
 
@@ -60,7 +57,7 @@ class HttpConnector:
         self.request_id = request_id
         try:
             parts = urlsplit(base_url.strip())
-            port = parts.port
+            parts.port  # noqa: B018 (raises ValueError for a port out of range)
         except ValueError:
             raise self._error("the base URL is not a valid URL", retryable=False) from None
         scheme = parts.scheme.lower()
@@ -71,8 +68,6 @@ class HttpConnector:
                 "the base URL must not hold credentials; use the bearer token", retryable=False
             )
         self._base_url = base_url.strip().rstrip("/")
-        self._host = parts.hostname
-        self._port = port or (443 if scheme == "https" else 80)
         self._batch_size = settings.fulfilment_batch_size
         headers = {"Accept": "application/json", "User-Agent": "dsr-service"}
         if auth_token:
@@ -82,6 +77,8 @@ class HttpConnector:
             follow_redirects=False,
             trust_env=False,
             headers=headers,
+            # Internal systems live on private networks; metadata and the like never do.
+            transport=ssrf.GuardedTransport(allow_private=True),
         )
 
     def _error(self, message: str, *, retryable: bool) -> SourceError:
@@ -92,33 +89,6 @@ class HttpConnector:
 
     # -- transport -------------------------------------------------------------------------
 
-    async def _check_host(self) -> None:
-        """Refuse metadata/unspecified/reserved targets, after resolution (names may move)."""
-        try:
-            literal = ipaddress.ip_address(self._host.strip("[]"))
-        except ValueError:
-            literal = None
-        if literal is not None:
-            addresses = {str(literal)}
-        else:
-            loop = asyncio.get_running_loop()
-            try:
-                infos = await asyncio.wait_for(
-                    loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM),
-                    timeout=RESOLVE_TIMEOUT_SECONDS,
-                )
-            except (OSError, UnicodeError, TimeoutError):
-                raise self._error("the host name does not resolve", retryable=True) from None
-            addresses = {str(info[4][0]) for info in infos}
-        if not addresses or not all(
-            check_address(address, allow_private=True) for address in addresses
-        ):
-            raise self._error(
-                "the base URL points to a cloud metadata, unspecified, multicast or reserved "
-                "address",
-                retryable=False,
-            )
-
     async def _call(
         self,
         method: str,
@@ -128,7 +98,6 @@ class HttpConnector:
         unsupported: frozenset[int] = frozenset(),
     ) -> tuple[int, Any]:
         """(status, JSON) for 2xx, (status, None) for an ``unsupported`` status; else raise."""
-        await self._check_host()
         endpoint = f"{method} {path}"
         try:
             async with self._client.stream(method, self._base_url + path, json=payload) as response:
@@ -152,6 +121,14 @@ class HttpConnector:
         except httpx.TimeoutException:
             raise self._error(f"{endpoint} timed out", retryable=True) from None
         except httpx.TransportError as exc:
+            if ssrf.refused_by_policy(exc):
+                raise self._error(
+                    "the base URL points to a cloud metadata, unspecified, multicast or "
+                    "reserved address",
+                    retryable=False,
+                ) from None
+            if isinstance(exc.__cause__, ssrf.UnresolvableHost):
+                raise self._error("the host name does not resolve", retryable=True) from None
             raise self._error(f"{endpoint} failed ({type(exc).__name__})", retryable=True) from None
         if path == "/health":
             return status, None
