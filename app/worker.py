@@ -17,7 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.models import utcnow
-from app.services import delivery, exports, fulfilment_jobs, fulfilment_run, mailer, ssrf, sweeps
+from app.services import (
+    delivery,
+    export_orphans,
+    exports,
+    fulfilment_jobs,
+    fulfilment_run,
+    mailer,
+    ssrf,
+    sweeps,
+)
 
 logger = logging.getLogger("app.worker")
 
@@ -152,6 +161,7 @@ class Worker:
             sweeps.announce_overdue,
             sweeps.announce_due_soon,
             exports.delete_expired_exports,
+            export_orphans.delete_orphaned_export_files,
         ):
             async with self.sessionmaker.begin() as session:
                 total += await step(session, settings=self.settings, now=utcnow())

@@ -7,6 +7,7 @@ Without it the PostgreSQL half skips, unless ``CI=true``, where it fails.
 import asyncio
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -31,6 +32,9 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 ADMIN_ID = "test-admin"
 ADMIN_SECRET = "test-admin-secret-0123456789abcdef"
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
+# Never the default ./exports: a worker sweep in a test would take a developer's own export
+# files there for orphans (the test database has no record of them) and delete them.
+TEST_EXPORT_DIR = str(Path(tempfile.gettempdir()) / "dsr-test-exports")
 
 
 def _asyncpg_dsn(url: str) -> str:
@@ -145,6 +149,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "admin_client_id": ADMIN_ID,
         "admin_client_secret": ADMIN_SECRET,
         "db_pool_size": 5,
+        "export_dir": TEST_EXPORT_DIR,
         # Tests drive the worker explicitly (app.worker) rather than in the background.
         "run_worker_in_process": False,
     }
