@@ -26,7 +26,7 @@ from app.config import get_settings
 from app.db import create_engine, create_sessionmaker
 from app.deps import authenticate
 from app.models import metadata
-from app.routers import auth
+from app.routers import auth, health
 from app.schemas import RequestCreate
 from app.security import Principal
 from app.services.group_commit import GroupCommitter, Write
@@ -47,8 +47,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 app = FastAPI(lifespan=lifespan)
-# The service's own token endpoint, so the benchmark's client gets a real, verifiable token.
+# The service's own token endpoint, so the benchmark's client gets a real, verifiable token,
+# and its probes, which the benchmark waits on.
 app.include_router(auth.router)
+app.include_router(health.router)
 
 
 async def principal(token: Annotated[str | None, Depends(bearer)]) -> Principal:
@@ -113,13 +115,3 @@ async def create(
         separators=(",", ":"),
     )
     return Response(body, status_code=201, media_type="application/json")
-
-
-@app.get("/healthz")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
-
-
-@app.get("/readyz")
-async def readyz() -> dict[str, str]:
-    return {"status": "ok"}
