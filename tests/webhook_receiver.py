@@ -4,6 +4,7 @@ import asyncio
 import json
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -38,8 +39,12 @@ class Reply:
 class Receiver:
     """``async with Receiver() as receiver``: serves on 127.0.0.1 at ``receiver.url``."""
 
-    def __init__(self, default: Reply | None = None) -> None:
+    def __init__(
+        self, default: Reply | None = None, *, tls: tuple[Path, Path] | None = None
+    ) -> None:
+        """``tls``: (certificate, key) PEM files to serve https instead of http."""
         self.received: list[Received] = []
+        self.tls = tls
         self.replies: deque[Reply] = deque()
         self.default = default or Reply()
         self.url = ""
@@ -85,13 +90,15 @@ class Receiver:
             lifespan="off",
             interface="asgi3",
             access_log=False,
+            ssl_certfile=self.tls[0] if self.tls else None,
+            ssl_keyfile=self.tls[1] if self.tls else None,
         )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
             await asyncio.sleep(0.01)
         port = self._server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}/hook"
+        self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{port}/hook"
         return self
 
     async def __aexit__(self, *_exc: object) -> None:

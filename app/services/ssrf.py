@@ -14,6 +14,7 @@ metadata endpoints hand out credentials.
 import asyncio
 import ipaddress
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
@@ -258,12 +259,13 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         allow_private: bool,
         limits: httpx.Limits | None = None,
         resolve: Resolver = resolve_addresses,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         limits = limits or httpx.Limits()
         super().__init__(limits=limits, trust_env=False)
         # httpx takes no network backend, so its pool is rebuilt with ours (same settings).
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

@@ -5,11 +5,17 @@ system, so a request that reaches the receiver by such a name can only have been
 address the guard's resolver returned and the guard checked.
 """
 
+import ssl
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from app.services.fulfilment_steps import transmit
 from app.services.sources.base import SourceError
@@ -43,11 +49,48 @@ def by_name(receiver: Receiver) -> str:
     return receiver.url.replace("127.0.0.1", NAME)
 
 
-def client(*, allow_private: bool, resolve: Resolver = resolve_addresses) -> httpx.AsyncClient:
+def client(
+    *,
+    allow_private: bool,
+    resolve: Resolver = resolve_addresses,
+    verify: ssl.SSLContext | bool = True,
+) -> httpx.AsyncClient:
     # No keep-alive: each request opens (and so checks) a connection of its own.
     limits = httpx.Limits(max_keepalive_connections=0)
-    transport = GuardedTransport(allow_private=allow_private, limits=limits, resolve=resolve)
+    transport = GuardedTransport(
+        allow_private=allow_private, limits=limits, resolve=resolve, verify=verify
+    )
     return httpx.AsyncClient(transport=transport, trust_env=False)
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for NAME only, as (certificate, key) PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, NAME)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(NAME)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
 
 
 async def test_the_connection_goes_to_the_checked_address_and_keeps_the_name() -> None:
@@ -134,3 +177,22 @@ async def test_transmit_stops_at_once_when_the_connection_is_refused(tmp_path: P
     assert raised.value.retryable is False
     assert "not allowed" in str(raised.value) and "127.0.0.1" not in str(raised.value)
     assert receiver.received == []
+
+
+async def test_tls_is_checked_against_the_name_while_connecting_to_the_checked_address(
+    certificate: tuple[Path, Path],
+) -> None:
+    trusted = ssl.create_default_context(cafile=str(certificate[0]))
+    async with Receiver(tls=certificate) as receiver:
+        url = by_name(receiver)
+        assert url.startswith("https://")
+        answers = Answers(["127.0.0.1"], ["127.0.0.1"])
+        async with client(allow_private=True, resolve=answers, verify=trusted) as http:
+            response = await http.post(url, content=b"{}")
+            # The same address under a name the certificate does not cover: refused by TLS.
+            with pytest.raises(httpx.ConnectError) as raised:
+                await http.post(url.replace(NAME, "other.example.invalid"), content=b"{}")
+    assert response.status_code == 200
+    assert len(receiver.received) == 1
+    assert not refused_by_policy(raised.value)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(raised.value) or "hostname" in str(raised.value)
