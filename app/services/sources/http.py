@@ -4,9 +4,10 @@ The contract (``docs/data-sources.md``): ``GET /health``; ``POST /access`` (page
 ``/erase``, ``/rectify``, ``/restrict`` and, optionally, ``/count``; JSON bodies carrying the
 request id and the subject's identities; a bearer token when configured.
 
-Before every call the host is resolved and refused if it is, or resolves to, a cloud
-metadata, unspecified, multicast or reserved address (private addresses are allowed:
-internal systems live there). Redirects are not followed. Errors name the source, the
+Every connection is opened by ``ssrf.GuardedTransport``: the host is resolved, refused if
+it is, or resolves to, a cloud metadata, unspecified, multicast or reserved address (private
+addresses are allowed: internal systems live there), and the connection goes to the address
+checked. Redirects are not followed. Errors name the source, the
 endpoint and the status, never a body (it may hold personal data).
 """
 
