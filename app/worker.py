@@ -9,6 +9,7 @@ import contextlib
 import gc
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -52,6 +53,7 @@ class Worker:
     sessionmaker: async_sessionmaker[AsyncSession]
     http: httpx.AsyncClient = field(init=False)
     last_sweep: float = field(default=0.0, init=False)
+    last_orphan_sweep: float | None = field(default=None, init=False)
     # Fulfilment jobs run beside delivery, so a long export does not hold up webhooks.
     jobs: set[asyncio.Task[None]] = field(default_factory=set, init=False)
     max_jobs: int = 2
@@ -155,14 +157,21 @@ class Worker:
 
     async def sweep(self) -> int:
         self.last_sweep = time.monotonic()
-        total = 0
-        for step in (
+        steps: list[Callable[..., Awaitable[int]]] = [
             sweeps.expire_unverified,
             sweeps.announce_overdue,
             sweeps.announce_due_soon,
             exports.delete_expired_exports,
-            export_orphans.delete_orphaned_export_files,
+        ]
+        # Orphans are rare and the scan reads the whole export folder: hourly is plenty.
+        if (
+            self.last_orphan_sweep is None
+            or self.last_sweep - self.last_orphan_sweep >= export_orphans.SWEEP_EVERY_SECONDS
         ):
+            self.last_orphan_sweep = self.last_sweep
+            steps.append(export_orphans.delete_orphaned_export_files)
+        total = 0
+        for step in steps:
             async with self.sessionmaker.begin() as session:
                 total += await step(session, settings=self.settings, now=utcnow())
         return total

@@ -27,6 +27,8 @@ from app.models import Export
 # Far longer than a writer ever goes without touching its files, or than a finished file
 # waits for its record (written by the same job moments later).
 ORPHAN_GRACE = timedelta(hours=24)
+# How often a worker runs this sweep (its other sweeps run every DSR_SWEEP_INTERVAL).
+SWEEP_EVERY_SECONDS = 3600.0
 # IN lists stay well under every backend's parameter limit.
 _LOOKUP_CHUNK = 500
 

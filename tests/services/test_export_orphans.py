@@ -12,7 +12,11 @@ from httpx import AsyncClient
 from app.config import Settings
 from app.models import Export
 from app.services.export_files import ExportFile
-from app.services.export_orphans import ORPHAN_GRACE, delete_orphaned_export_files
+from app.services.export_orphans import (
+    ORPHAN_GRACE,
+    SWEEP_EVERY_SECONDS,
+    delete_orphaned_export_files,
+)
 from app.services.exports import export_directory, record_exports
 from app.worker import Worker
 from tests.conftest import make_settings
@@ -116,17 +120,27 @@ async def test_a_missing_export_folder_is_no_error(app: FastAPI) -> None:
     assert await sweep(app) == 0
 
 
-async def test_the_worker_sweep_removes_orphans(
+async def test_the_worker_sweeps_orphans_hourly(
     app: FastAPI, client: AsyncClient, officer_headers: dict[str, str], settings: Settings
 ) -> None:
     _request_id, folder = await folder_of_new_request(client, officer_headers, settings)
     # The worker uses the real clock.
-    orphan = a_file(folder / f"{uuid.uuid4()}.json", datetime.now(UTC) - ORPHAN_GRACE * 2)
+    long_ago = datetime.now(UTC) - ORPHAN_GRACE * 2
+    orphan = a_file(folder / f"{uuid.uuid4()}.json", long_ago)
     worker = Worker(settings, app.state.sessionmaker)
     try:
         await worker.run_once(sweep=True)
+        assert not orphan.exists()
+        # Within the hour, the worker's next sweeps leave the folder alone...
+        later = a_file(folder / f"{uuid.uuid4()}.zip", long_ago)
+        await worker.run_once(sweep=True)
+        assert later.exists()
+        # ...and an hour on, they look again.
+        assert worker.last_orphan_sweep is not None
+        worker.last_orphan_sweep -= SWEEP_EVERY_SECONDS
+        await worker.run_once(sweep=True)
+        assert not later.exists()
     finally:
         await worker.close()
-    assert not orphan.exists()
     async with app.state.sessionmaker() as session:
         assert await session.get(Export, uuid.UUID(orphan.name.split(".")[0])) is None
