@@ -490,6 +490,35 @@ FULFIL_EXAMPLES: dict[str, Any] = {
 }
 
 
+class RequestSearch(StrictModel):
+    """The filters of ``GET /v1/requests``, in a body: an address in a URL ends up in the
+    access logs of every proxy on the way."""
+
+    status: RequestStatus | None = None
+    type: RequestType | None = None
+    overdue: bool | None = Field(default=None, description="true: past due and running")
+    due_before: date | None = Field(default=None, description="Due strictly before this date")
+    subject_email: str | None = Field(
+        default=None, max_length=320, description="Case-insensitive; an invalid address finds none"
+    )
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(
+        default=None, max_length=500, description="`next_cursor` of the previous page"
+    )
+
+
+REQUEST_SEARCH_EXAMPLES: dict[str, dict[str, Any]] = {
+    "by_email": {
+        "summary": "Everything from one data subject",
+        "value": {"subject_email": "jane.doe@example.com"},
+    },
+    "overdue_erasures": {
+        "summary": "Overdue erasure requests, 20 per page",
+        "value": {"type": "erasure", "overdue": True, "limit": 20},
+    },
+}
+
+
 class LiftRestrictionBody(StrictModel):
     reason: str = Field(
         min_length=1,

@@ -67,6 +67,7 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("POST", "/v1/clients"):                     (401,         403,         403,     201),
     ("POST", "/v1/requests"):                    (401,         201,         201,     201),
     ("GET",  "/v1/requests"):                    (401,         200,         200,     200),
+    ("POST", "/v1/requests/search"):             (401,         200,         200,     200),
     ("GET",  RID):                               (401,         404,         200,     200),
     ("GET",  RID + "/events"):                   (401,         404,         200,     200),
     ("POST", RID + "/verification"):             (401,         403,         200,     200),
@@ -489,6 +490,8 @@ async def test_authorisation_matrix(
             kwargs["json"] = {"name": "Matrix CRM", "role": "integration"}
         elif (method, path) == ("POST", "/v1/requests"):
             kwargs["json"] = request_body()
+        elif (method, path) == ("POST", "/v1/requests/search"):
+            kwargs["json"] = {"subject_email": "matrix@example.com"}
         elif (method, path) == ("POST", "/v1/webhooks"):
             kwargs["json"] = {"url": "http://127.0.0.1:9/matrix"}
         elif (method, path) == ("POST", "/v1/suppressions/check"):

@@ -657,3 +657,97 @@ async def test_malformed_cursors_are_400_not_500(
         "/v1/requests", headers=integration_headers, params={"cursor": cursor}
     )
     assert_problem(response, 400)
+
+
+# ---------------------------------------------------------------- search with a body
+
+
+async def search_page(client: AsyncClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+    response = await client.post("/v1/requests/search", headers=headers, json=body)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def test_search_finds_by_subject_email_like_the_list_and_keeps_integrations_apart(
+    client: AsyncClient,
+    integration_headers: dict[str, str],
+    officer_headers: dict[str, str],
+    admin_headers: dict[str, str],
+) -> None:
+    jane = await create_request(
+        client, integration_headers, subject={"email": "jane.doe@EXAMPLE.com"}
+    )
+    await create_request(client, integration_headers, subject={"email": "john@example.com"})
+    other_id, other_secret = await new_client(client, admin_headers, "integration")
+    other = {"Authorization": f"Bearer {await get_token(client, other_id, other_secret)}"}
+    theirs = await create_request(client, other, subject={"email": "jane.doe@example.com"})
+
+    page = await search_page(client, integration_headers, subject_email=" Jane.Doe@example.com ")
+    assert [r["id"] for r in page["items"]] == [jane["id"]]
+    assert page["items"] == await list_all(
+        client, integration_headers, subject_email="jane.doe@example.com"
+    )
+    assert page["next_cursor"] is None
+    # Officers see every integration's requests; a malformed address finds nothing.
+    page = await search_page(client, officer_headers, subject_email="jane.doe@example.com")
+    assert [r["id"] for r in page["items"]] == [theirs["id"], jane["id"]]
+    assert (await search_page(client, officer_headers, subject_email="not-an-email"))["items"] == []
+
+
+async def test_search_filters_and_pages_like_the_list(
+    client: AsyncClient, integration_headers: dict[str, str]
+) -> None:
+    erasures = [
+        await create_request(
+            client,
+            integration_headers,
+            type="erasure",
+            details={"grounds": "consent withdrawn"},
+            external_ref=f"E-{n}",
+        )
+        for n in range(3)
+    ]
+    await create_request(client, integration_headers)
+    seen: list[str] = []
+    cursor = None
+    for _ in range(5):
+        page = await search_page(
+            client, integration_headers, type="erasure", limit=2, cursor=cursor
+        )
+        seen.extend(r["id"] for r in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [r["id"] for r in reversed(erasures)]
+    page = await search_page(client, integration_headers, status="in_progress")
+    assert page["items"] == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"limit": 0},
+        {"limit": 201},
+        {"status": "lost"},
+        {"due_before": "31/12/2026"},
+        {"subject_email": "x" * 321},
+        {"email": "jane.doe@example.com"},  # unknown field: a typo must not list everything
+        ["subject_email"],
+    ],
+)
+async def test_search_with_a_malformed_body_is_422_without_the_address(
+    client: AsyncClient, integration_headers: dict[str, str], body: Any
+) -> None:
+    response = await client.post("/v1/requests/search", headers=integration_headers, json=body)
+    problem = assert_problem(response, 422)
+    assert "jane.doe" not in response.text
+    assert problem["status"] == 422
+
+
+async def test_search_with_an_invalid_cursor_is_400(
+    client: AsyncClient, integration_headers: dict[str, str]
+) -> None:
+    response = await client.post(
+        "/v1/requests/search", headers=integration_headers, json={"cursor": "!!!"}
+    )
+    assert_problem(response, 400)
