@@ -150,7 +150,9 @@ async def list_requests(
 
     Filter by `status`, `type`, `overdue=true` (running requests past their due date),
     `due_before=YYYY-MM-DD` and `subject_email`. Pass `next_cursor` back as `cursor` for the
-    next page. Integrations see only the requests they submitted.
+    next page. Integrations see only the requests they submitted. To search by
+    `subject_email` without putting the address in a URL (and so in proxy logs), use
+    `POST /v1/requests/search`.
     """
     filters = service.RequestFilters(
         status=status_.value if status_ else None,
