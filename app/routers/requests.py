@@ -1,6 +1,5 @@
 """Data subject requests: intake, the deadline board, the audit trail and officer actions."""
 
-import dataclasses
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -154,15 +153,21 @@ async def list_requests(
     `subject_email` without putting the address in a URL (and so in proxy logs), use
     `POST /v1/requests/search`.
     """
-    filters = service.RequestFilters(
-        status=status_.value if status_ else None,
-        type=type_.value if type_ else None,
-        overdue=overdue,
-        due_before=due_before,
-        subject_email=subject_email,
-    )
     return await _requests_page(
-        session, principal, settings, now, filters=filters, limit=limit, cursor=cursor
+        session,
+        principal,
+        settings,
+        now,
+        # Each value was validated as a query parameter already.
+        RequestSearch.model_construct(
+            status=status_,
+            type=type_,
+            overdue=overdue,
+            due_before=due_before,
+            subject_email=subject_email,
+            limit=limit,
+            cursor=cursor,
+        ),
     )
 
 
@@ -186,16 +191,7 @@ async def search_requests(
     Pass `next_cursor` back as `cursor` in the next body for the next page. Integrations see
     only the requests they submitted.
     """
-    filters = service.RequestFilters(
-        status=search.status.value if search.status else None,
-        type=search.type.value if search.type else None,
-        overdue=search.overdue,
-        due_before=search.due_before,
-        subject_email=search.subject_email,
-    )
-    return await _requests_page(
-        session, principal, settings, now, filters=filters, limit=search.limit, cursor=search.cursor
-    )
+    return await _requests_page(session, principal, settings, now, search)
 
 
 async def _requests_page(
@@ -203,20 +199,29 @@ async def _requests_page(
     principal: Principal,
     settings: Settings,
     now: datetime,
-    *,
-    filters: service.RequestFilters,
-    limit: int,
-    cursor: str | None,
+    search: RequestSearch,
 ) -> Page[RequestPublic]:
     """One page of the deadline board, for both the GET and the search route."""
-    if filters.subject_email is not None:
+    email = None
+    if search.subject_email is not None:
         try:
-            email = normalise_email(filters.subject_email)
+            email = normalise_email(search.subject_email)
         except ValueError:
             return Page[RequestPublic](items=[], next_cursor=None)
-        filters = dataclasses.replace(filters, subject_email=email)
+    filters = service.RequestFilters(
+        status=search.status.value if search.status else None,
+        type=search.type.value if search.type else None,
+        overdue=search.overdue,
+        due_before=search.due_before,
+        subject_email=email,
+    )
     rows, next_cursor = await service.list_requests(
-        session, principal=principal, filters=filters, now=now, limit=limit, cursor=cursor
+        session,
+        principal=principal,
+        filters=filters,
+        now=now,
+        limit=search.limit,
+        cursor=search.cursor,
     )
     return Page[RequestPublic](
         items=[service.to_public(row, settings, now) for row in rows], next_cursor=next_cursor
