@@ -8,7 +8,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import models
-from app.config import Settings
+from app.core.config import Settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):

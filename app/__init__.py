@@ -1,0 +1,1 @@
+"""Data subject rights service: one package per capability (see README, "Layout")."""

@@ -11,12 +11,13 @@ import uvicorn
 from alembic import command
 from alembic.config import Config
 
-from app.config import Settings, get_settings
-from app.db import create_engine, create_sessionmaker
+from app.auth import clients
+from app.auth.clients import new_client_secret
+from app.auth.scopes import Role
+from app.core.config import Settings, get_settings
+from app.core.db import create_engine, create_sessionmaker
+from app.core.time import utcnow
 from app.demo import JANE_DOE, create_demo_crm
-from app.models import utcnow
-from app.security import Role, new_client_secret
-from app.services import clients
 from app.worker import run_worker
 
 cli = typer.Typer(help="Data subject rights service.", no_args_is_help=True)

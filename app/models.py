@@ -1,4 +1,7 @@
-"""Database tables (SQLModel). API schemas live in ``app.schemas``."""
+"""Database tables (SQLModel): one metadata, so Alembic sees one schema.
+
+API schemas live in each capability's ``schemas.py``; the API never returns a table object.
+"""
 
 import uuid
 from datetime import UTC, date, datetime
@@ -29,10 +32,6 @@ SQLModel.metadata.naming_convention = {
     "pk": "pk_%(table_name)s",
 }
 metadata: MetaData = SQLModel.metadata
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -15,19 +15,16 @@ from dataclasses import dataclass, field
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.config import Settings
-from app.db import create_engine, create_sessionmaker
-from app.models import utcnow
-from app.services import (
-    delivery,
-    export_orphans,
-    exports,
-    fulfilment_jobs,
-    fulfilment_run,
-    mailer,
-    ssrf,
-    sweeps,
-)
+from app.core import ssrf
+from app.core.config import Settings
+from app.core.db import create_engine, create_sessionmaker
+from app.core.time import utcnow
+from app.exports import orphans
+from app.exports import service as exports
+from app.fulfilment import jobs, runner
+from app.mail import sender
+from app.requests import sweeps
+from app.webhooks import delivery
 
 logger = logging.getLogger("app.worker")
 
@@ -123,7 +120,7 @@ class Worker:
     async def _send_mail(self, stats: PassStats) -> None:
         """Claim due messages (committed lease), send outside any transaction, record."""
         async with self.sessionmaker.begin() as session:
-            claims = await mailer.claim_due(
+            claims = await sender.claim_due(
                 session,
                 settings=self.settings,
                 now=utcnow(),
@@ -131,20 +128,20 @@ class Worker:
             )
         if not claims:
             return
-        results = await mailer.send_all(claims, settings=self.settings)
+        results = await sender.send_all(claims, settings=self.settings)
         async with self.sessionmaker.begin() as session:
-            await mailer.record_results(session, results=results, now=utcnow())
+            await sender.record_results(session, results=results, now=utcnow())
         stats.mail_attempted = len(results)
         stats.mail_sent = sum(result.sent for result in results)
 
     async def _start_jobs(self) -> int:
         """Claim fulfilment jobs up to this worker's capacity and run them as tasks."""
         async with self.sessionmaker.begin() as session:
-            claims = await fulfilment_jobs.claim_due(
+            claims = await jobs.claim_due(
                 session, settings=self.settings, now=utcnow(), limit=self.max_jobs - len(self.jobs)
             )
         for claim in claims:
-            run = fulfilment_run.JobRun(
+            run = runner.JobRun(
                 claim, sessionmaker=self.sessionmaker, settings=self.settings, http=self.http
             )
             task = asyncio.create_task(run.run())
@@ -166,10 +163,10 @@ class Worker:
         # Orphans are rare and the scan reads the whole export folder: hourly is plenty.
         if (
             self.last_orphan_sweep is None
-            or self.last_sweep - self.last_orphan_sweep >= export_orphans.SWEEP_EVERY_SECONDS
+            or self.last_sweep - self.last_orphan_sweep >= orphans.SWEEP_EVERY_SECONDS
         ):
             self.last_orphan_sweep = self.last_sweep
-            steps.append(export_orphans.delete_orphaned_export_files)
+            steps.append(orphans.delete_orphaned_export_files)
         total = 0
         for step in steps:
             async with self.sessionmaker.begin() as session:

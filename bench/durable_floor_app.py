@@ -22,14 +22,15 @@ from fastapi import Body, Depends, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.security import OAuth2PasswordBearer
 
-from app.config import get_settings
-from app.db import create_engine, create_sessionmaker
-from app.deps import authenticate
+from app.auth import router as auth
+from app.auth.deps import authenticate
+from app.auth.scopes import Principal
+from app.core.config import get_settings
+from app.core.db import create_engine, create_sessionmaker
+from app.core.group_commit import GroupCommitter, Write
+from app.health import router as health
 from app.models import metadata
-from app.routers import auth, health
-from app.schemas import RequestCreate
-from app.security import Principal
-from app.services.group_commit import GroupCommitter, Write
+from app.requests.schemas import RequestCreate
 
 settings = get_settings()
 bearer = OAuth2PasswordBearer(tokenUrl="/v1/oauth/token", auto_error=False)

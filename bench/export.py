@@ -307,11 +307,11 @@ async def timed(batches: AsyncIterator[Any], phases: Phases) -> AsyncIterator[An
 
 
 async def export_once(args: argparse.Namespace) -> dict[str, Any]:
-    from app.config import Settings
-    from app.services import register
-    from app.services.export_writer import write_exports
-    from app.services.sources.base import SubjectIdentity
-    from app.services.sources.sql import SqlConnector
+    from app.core.config import Settings
+    from app.data_sources.connectors.base import SubjectIdentity
+    from app.data_sources.connectors.sql import SqlConnector
+    from app.exports.writer import write_exports
+    from app.register import service as register
 
     overrides: dict[str, Any] = {}
     if args.batch_size:

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Body, Depends, FastAPI, Header, HTTPException
 from fastapi.responses import Response
 
-from app.schemas import RequestCreate
+from app.requests.schemas import RequestCreate
 
 app = FastAPI()
 

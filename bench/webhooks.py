@@ -12,7 +12,7 @@ What it does (see bench/README.md):
     ``POST /v1/webhooks`` (events ``request.*``), then stops it;
  3. starts ``--workers`` ``dsr worker`` processes (the service's default settings unless
     ``--worker-env`` overrides them) and warms them up with a few hundred events;
- 4. steady phase: inserts ``--events`` outbox rows (the payload shape app/services/events.py
+ 4. steady phase: inserts ``--events`` outbox rows (the payload shape app/requests/audit.py
     writes) at ``--rate`` per second, in a batch every ``--tick`` seconds, so latency reflects
     the pipeline and not a backlog; backlog phase: inserts ``--backlog-events`` rows in one
     transaction and times the drain (the maximum deliveries per second);
@@ -281,7 +281,7 @@ def deadline_block() -> dict[str, Any]:
     """The deadline block of a new, unverified request, as the service renders it."""
     sys.path.insert(0, str(ROOT))
     try:
-        from app.schemas import DeadlinePublic
+        from app.requests.schemas import DeadlinePublic
 
         return DeadlinePublic().model_dump(mode="json")
     except Exception:  # the shape as of Step 2, if the app cannot be imported
@@ -300,7 +300,7 @@ def deadline_block() -> dict[str, Any]:
 def outbox_records(
     count: int, *, phase: str, start: int, owner: str, deadline: dict[str, Any]
 ) -> list[tuple[Any, ...]]:
-    """``count`` rows shaped like app/services/events.py's ``outbox_row`` for a new request."""
+    """``count`` rows shaped like app/requests/audit.py's ``outbox_row`` for a new request."""
     now = datetime.now(UTC)
     stamp = now.isoformat().replace("+00:00", "Z")
     rows = []

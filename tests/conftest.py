@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
 from app.models import metadata
 

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
 
 PUBLIC_PATHS = {"/healthz", "/readyz", "/v1/oauth/token", "/v1/exports/{token}"}
@@ -72,7 +72,7 @@ def test_tags_are_described(spec: dict[str, Any]) -> None:
 
 
 def test_every_webhook_event_is_documented_with_its_payload(spec: dict[str, Any]) -> None:
-    from app.services.event_types import EVENT_TYPES
+    from app.webhooks.event_types import EVENT_TYPES
 
     assert set(spec["webhooks"]) == set(EVENT_TYPES)
     for event_type, item in spec["webhooks"].items():

@@ -10,8 +10,9 @@ from httpx import AsyncClient
 from sqlalchemy import select, update
 from sqlmodel import col
 
-from app.config import Settings
-from app.models import DsrRequest, OutboxEvent, WebhookDelivery, WebhookEndpoint, utcnow
+from app.core.config import Settings
+from app.core.time import utcnow
+from app.models import DsrRequest, OutboxEvent, WebhookDelivery, WebhookEndpoint
 from app.worker import Worker
 from tests.factories import create_request, verified_request
 from tests.webhook_receiver import Receiver, Reply

@@ -32,7 +32,7 @@ from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from app.config import Settings
+from app.core.config import Settings
 from app.models import OutboxEvent, WebhookAttempt, WebhookDelivery
 from tests.factories import create_request
 from tests.webhook_receiver import Received, Receiver, Reply

@@ -23,7 +23,7 @@ by its category: ``delete`` and ``null`` set NULL, ``mask`` overwrites, ``retain
 kept row keeps its primary key. In the demo, orders are retained as financial records while
 their delivery address (``contact``) is nulled.
 
-The full format is in ``docs/data-sources.md``; ``app.services.sources.dataset_map`` parses
+The full format is in ``docs/data-sources.md``; ``app.data_sources.dataset_map`` parses
 and checks it.
 """
 
@@ -33,13 +33,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from app.demo.crm import JANE_DOE, create_demo_crm
-from app.services.sources.dataset_map import (
+from app.data_sources.dataset_map import (
     ERASURE_STRATEGIES,
     DatasetMapError,
     dataset_map_problems,
     schema_problems,
 )
+from app.demo.crm import JANE_DOE, create_demo_crm
 
 __all__ = [
     "ERASURE_STRATEGIES",
@@ -61,7 +61,7 @@ def load_dataset_map() -> dict[str, Any]:
 def validate_dataset_map(dataset_map: dict[str, Any], db_path: str | Path) -> None:
     """Check the map against the SQLite database at ``db_path``; raise DatasetMapError.
 
-    The map's structure is checked as ``app.services.sources.dataset_map`` does for every
+    The map's structure is checked as ``app.data_sources.dataset_map`` does for every
     ``sql`` source; then every table and column named must exist and every database column of
     a mapped table must be mapped (an unmapped column would escape access and erasure).
     """

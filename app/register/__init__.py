@@ -1,1 +1,1 @@
-"""The built-in processing register (package data)."""
+"""The processing register (Art. 30 record): its model, the built-in register, the regulators."""

@@ -21,7 +21,7 @@ from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from app.config import Settings
+from app.core.config import Settings
 from app.demo import create_demo_crm, load_dataset_map
 from app.demo.crm import SCHEMA
 from app.models import OutboxEvent, RequestEvent

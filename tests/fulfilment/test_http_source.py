@@ -9,8 +9,9 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import update
 
-from app.config import Settings
-from app.models import FulfilmentJob, utcnow
+from app.core.config import Settings
+from app.core.time import utcnow
+from app.models import FulfilmentJob
 from app.worker import Worker
 from tests.factories import verified_request
 from tests.fulfilment.conftest import CrmSource, drain, fulfil_and_wait

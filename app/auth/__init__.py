@@ -1,0 +1,1 @@
+"""Who is calling: API clients, access tokens, scopes and roles, identity assertions."""

@@ -1,0 +1,111 @@
+"""API clients: their secrets, creation, authentication and the bootstrap admin."""
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.auth.scopes import Role
+from app.core.config import Settings
+from app.core.crypto import derived_key, encrypt_secret
+from app.core.errors import Conflict
+from app.models import Client
+
+
+def hash_secret(secret: str, *, secret_key: str) -> str:
+    """Keyed hash of a high-entropy client secret (HMAC-SHA256)."""
+    return hmac.new(
+        derived_key(secret_key, "client-secret"), secret.encode(), hashlib.sha256
+    ).hexdigest()
+
+
+def secret_matches(secret: str, stored_hash: str, *, secret_key: str) -> bool:
+    return hmac.compare_digest(hash_secret(secret, secret_key=secret_key), stored_hash)
+
+
+def new_client_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def new_client_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+async def get_by_client_id(session: AsyncSession, client_id: str) -> Client | None:
+    result = await session.execute(select(Client).where(col(Client.client_id) == client_id))
+    return result.scalar_one_or_none()
+
+
+async def create_client(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    name: str,
+    role: Role,
+    now: datetime,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+) -> tuple[Client, str]:
+    """Create a client; returns it with its plaintext secret (shown to the caller once)."""
+    client_id = client_id or new_client_id(role.value[:5])
+    if await get_by_client_id(session, client_id) is not None:
+        raise Conflict("A client with this client_id already exists.")
+    secret = client_secret or new_client_secret()
+    client = Client(
+        client_id=client_id,
+        name=name,
+        role=role.value,
+        secret_hash=hash_secret(secret, secret_key=settings.secret_key),
+        secret_encrypted=encrypt_secret(secret, secret_key=settings.secret_key),
+        created_at=now,
+    )
+    session.add(client)
+    await session.flush()
+    return client, secret
+
+
+async def set_secret(
+    session: AsyncSession, *, settings: Settings, client: Client, secret: str
+) -> None:
+    client.secret_hash = hash_secret(secret, secret_key=settings.secret_key)
+    client.secret_encrypted = encrypt_secret(secret, secret_key=settings.secret_key)
+    session.add(client)
+    await session.flush()
+
+
+async def authenticate(
+    session: AsyncSession, *, settings: Settings, client_id: str, client_secret: str
+) -> Client | None:
+    """The active client with these credentials, or None (same answer for every failure)."""
+    client = await get_by_client_id(session, client_id)
+    if client is None or not client.active:
+        # Still hash, so timing does not reveal which client ids exist.
+        hash_secret(client_secret, secret_key=settings.secret_key)
+        return None
+    if not secret_matches(client_secret, client.secret_hash, secret_key=settings.secret_key):
+        return None
+    return client
+
+
+async def ensure_bootstrap_admin(
+    session: AsyncSession, *, settings: Settings, now: datetime
+) -> bool:
+    """Create the admin client named by the settings if it does not exist yet."""
+    if not (settings.admin_client_id and settings.admin_client_secret):
+        return False
+    if await get_by_client_id(session, settings.admin_client_id) is not None:
+        return False
+    await create_client(
+        session,
+        settings=settings,
+        name="Bootstrap admin",
+        role=Role.ADMIN,
+        now=now,
+        client_id=settings.admin_client_id,
+        client_secret=settings.admin_client_secret,
+    )
+    return True

@@ -1,0 +1,73 @@
+"""Who is calling: the bearer token, the scope checks, and the typed caller dependencies."""
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
+from fastapi.security import OAuth2
+
+from app.auth.scopes import SCOPE_DESCRIPTIONS, Principal, Scope
+from app.auth.tokens import verify_access_token
+from app.core.config import Settings
+from app.core.errors import Forbidden, Unauthorized
+
+
+class OAuth2ClientCredentials(OAuth2):
+    """Bearer tokens from the client-credentials flow; drives Swagger's Authorize button."""
+
+    def __init__(self, token_url: str) -> None:
+        flows = OAuthFlows(
+            clientCredentials=OAuthFlowClientCredentials(
+                tokenUrl=token_url,
+                scopes={scope.value: text for scope, text in SCOPE_DESCRIPTIONS.items()},
+            )
+        )
+        super().__init__(flows=flows, scheme_name="OAuth2", auto_error=False)
+
+    async def __call__(self, request: Request) -> str | None:  # type: ignore[override]
+        authorization = request.headers.get("Authorization", "")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return token.strip()
+
+
+oauth2_scheme = OAuth2ClientCredentials(token_url="/v1/oauth/token")
+
+
+def authenticate(settings: Settings, token: str | None) -> Principal:
+    """The caller behind a bearer token; 401 without a valid one."""
+    if token is None:
+        raise Unauthorized("A bearer access token is required; get one at /v1/oauth/token.")
+    principal = verify_access_token(token, secret_key=settings.secret_key)
+    if principal is None:
+        raise Unauthorized(
+            "The access token is invalid or expired.",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    return principal
+
+
+def require(scope: Scope) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency that admits only callers holding ``scope``."""
+
+    # One dependency, not a chain: each level of FastAPI's dependency solving costs on
+    # every request, and every route runs this.
+    async def check(
+        request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
+    ) -> Principal:
+        principal = authenticate(request.app.state.settings, token)
+        if scope not in principal.scopes:
+            raise Forbidden(f"This action needs the `{scope}` scope.")
+        return principal
+
+    return check
+
+
+Reader = Annotated[Principal, Depends(require(Scope.REQUESTS_READ))]
+Submitter = Annotated[Principal, Depends(require(Scope.REQUESTS_SUBMIT))]
+Officer = Annotated[Principal, Depends(require(Scope.REQUESTS_MANAGE))]
+Admin = Annotated[Principal, Depends(require(Scope.CLIENTS_MANAGE))]
+SourceManager = Annotated[Principal, Depends(require(Scope.SOURCES_MANAGE))]
+WebhookManager = Annotated[Principal, Depends(require(Scope.WEBHOOKS_MANAGE))]

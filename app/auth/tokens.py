@@ -1,0 +1,90 @@
+"""Access tokens: HS256 JWTs (python-jose) with an explicit algorithm allowlist.
+
+Each token carries an audience, issuer, ``iat`` and ``exp``; verified claims are cached
+briefly, because the signature check dominates the cost of a call.
+"""
+
+import time
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+from jose import JWTError, jwt
+
+from app.auth.scopes import ROLE_SCOPES, Principal, Role
+from app.core.crypto import derived_key
+
+ALGORITHMS = ["HS256"]
+TOKEN_AUDIENCE = "dsr-api"
+TOKEN_ISSUER = "dsr-service"
+
+
+def issue_access_token(
+    *, client_id: str, role: Role, scopes: frozenset[str], secret_key: str, ttl_seconds: int
+) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": TOKEN_ISSUER,
+        "aud": TOKEN_AUDIENCE,
+        "sub": client_id,
+        "role": role.value,
+        "scope": " ".join(sorted(scopes)),
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl_seconds,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, derived_key(secret_key, "access-token"), algorithm="HS256")
+
+
+class _ClaimsCache:
+    """Small LRU of verified token claims: signature checks dominate the cost of a call."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self.entries: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def get(self, token: str) -> dict[str, Any] | None:
+        claims = self.entries.get(token)
+        if claims is None:
+            return None
+        if claims["exp"] <= time.time():
+            self.entries.pop(token, None)
+            return None
+        self.entries.move_to_end(token)
+        return claims
+
+    def put(self, token: str, claims: dict[str, Any]) -> None:
+        self.entries[token] = claims
+        if len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+
+
+_claims_cache = _ClaimsCache()
+
+
+def verify_access_token(token: str, *, secret_key: str) -> Principal | None:
+    """The caller's principal, or None when the token is invalid, forged or expired."""
+    cache_key = f"{secret_key}:{token}"
+    claims = _claims_cache.get(cache_key)
+    if claims is None:
+        try:
+            claims = jwt.decode(
+                token,
+                derived_key(secret_key, "access-token"),
+                algorithms=ALGORITHMS,
+                audience=TOKEN_AUDIENCE,
+                issuer=TOKEN_ISSUER,
+                options={"require_exp": True, "require_iat": True, "require_sub": True},
+            )
+        except (JWTError, ValueError, TypeError, KeyError):
+            return None
+        if not isinstance(claims.get("exp"), int | float):
+            return None
+        _claims_cache.put(cache_key, claims)
+    try:
+        role = Role(str(claims.get("role")))
+    except ValueError:
+        return None
+    scopes = frozenset(str(claims.get("scope", "")).split()) & ROLE_SCOPES[role]
+    return Principal(client_id=str(claims["sub"]), role=role, scopes=scopes)

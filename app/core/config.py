@@ -1,0 +1,164 @@
+"""Settings read from the environment (prefix ``DSR_``)."""
+
+from functools import lru_cache
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.deadlines import validate_calendar
+from app.enums import RequestType, VerificationMethod
+
+DEV_SECRET_KEY = "dev-only-secret-key-change-me"
+
+
+class Settings(BaseSettings):
+    """Service configuration; see the configuration table in the README."""
+
+    model_config = SettingsConfigDict(env_prefix="DSR_", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./dsr.db"
+    secret_key: str = DEV_SECRET_KEY
+    admin_client_id: str | None = None
+    admin_client_secret: str | None = None
+    timezone: str = "Europe/London"
+    holiday_country: str = "GB"
+    holiday_subdivision: str | None = "ENG"
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str | None = None
+    smtp_starttls: bool = False
+    smtp_tls: bool = Field(default=False, description="implicit TLS (usually port 465)")
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout: float = Field(default=30.0, gt=0)
+    mail_template_dir: str | None = Field(
+        default=None, description="folder whose templates override the built-in ones"
+    )
+    mail_lease_seconds: float = Field(default=120.0, gt=0)
+    webhook_allow_private: bool | None = None
+    demo: bool = False
+    demo_crm_path: str = "./demo_crm.db"
+    export_dir: str = "./exports"
+    export_ttl_hours: int = Field(
+        default=168, ge=1, le=2160, description="download links and files live this long"
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="the service's address as data subjects reach it (download links)",
+    )
+    processing_register_path: str | None = Field(
+        default=None, description="YAML or JSON processing register; default: the built-in one"
+    )
+    fulfilment_batch_size: int = Field(default=2000, ge=1, le=100_000)
+    fulfilment_lease_seconds: float = Field(default=900.0, gt=0)
+    fulfilment_max_attempts: int = Field(default=5, ge=1, le=50)
+    source_timeout: float = Field(default=30.0, gt=0, le=600)
+    verification_code_ttl: int = Field(default=900, ge=60, le=86400, description="seconds")
+    verification_max_attempts: int = Field(default=5, ge=1, le=20)
+    verification_resend_cooldown: int = Field(default=60, ge=0, description="seconds")
+    verification_max_sends_per_hour: int = Field(default=5, ge=1, le=50)
+    verification_policy: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="per request type, the identity methods accepted (JSON); unset types "
+        "keep the defaults",
+    )
+    verification_expiry_days: int = 30
+    access_token_ttl: int = Field(default=3600, ge=60, le=86400, description="seconds")
+    max_body_bytes: int = 1_048_576
+    db_pool_size: int = 10
+    due_soon_days: int = Field(default=7, ge=0, le=60)
+    # Background work (outbox fan-out, webhook delivery, deadline sweeps).
+    run_worker_in_process: bool | None = Field(
+        default=None, description="default: on for SQLite (one machine), off for PostgreSQL"
+    )
+    worker_poll_interval: float = Field(default=0.25, gt=0, le=60)
+    worker_batch_size: int = Field(default=200, ge=1, le=5000)
+    worker_concurrency: int = Field(default=32, ge=1, le=1000)
+    sweep_interval: float = Field(default=60.0, gt=0)
+    webhook_timeout: float = Field(default=15.0, gt=0, le=60)
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+    webhook_disable_after_days: float = Field(default=5.0, gt=0)
+
+    @field_validator("verification_policy")
+    @classmethod
+    def _known_types_and_methods(cls, policy: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Refuse typos at start-up: an unknown name would silently keep the default."""
+        types = [str(value) for value in RequestType]
+        methods = [str(value) for value in VerificationMethod]
+        checked: dict[str, list[str]] = {}
+        for request_type, allowed in policy.items():
+            if request_type not in types:
+                raise ValueError(
+                    f"DSR_VERIFICATION_POLICY: unknown request type {request_type!r} "
+                    f"(known: {', '.join(types)})"
+                )
+            unknown = [method for method in allowed if method not in methods]
+            if unknown:
+                raise ValueError(
+                    f"DSR_VERIFICATION_POLICY: unknown method {unknown[0]!r} for "
+                    f"{request_type} (known: {', '.join(methods)})"
+                )
+            if not allowed:
+                raise ValueError(
+                    f"DSR_VERIFICATION_POLICY: {request_type} lists no method, so its "
+                    "requests could never be verified"
+                )
+            checked[request_type] = list(dict.fromkeys(allowed))
+        return checked
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_defaults(self) -> "Settings":
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"DSR_TIMEZONE {self.timezone!r} is not a known time zone") from exc
+        validate_calendar(self.holiday_country, self.holiday_subdivision)
+        # A lease shorter than a request would let a second worker resend mid-delivery.
+        if self.webhook_lease_seconds <= self.webhook_timeout:
+            raise ValueError("DSR_WEBHOOK_LEASE_SECONDS must exceed DSR_WEBHOOK_TIMEOUT")
+        # The same for mail: a lease expiring mid-send would let a second worker send again.
+        if self.mail_lease_seconds <= self.smtp_timeout:
+            raise ValueError("DSR_MAIL_LEASE_SECONDS must exceed DSR_SMTP_TIMEOUT")
+        if self.smtp_tls and self.smtp_starttls:
+            raise ValueError(
+                "DSR_SMTP_TLS (implicit TLS) and DSR_SMTP_STARTTLS are exclusive: choose one"
+            )
+        if self.env == "production":
+            if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
+                raise ValueError(
+                    "DSR_SECRET_KEY must be set to a random value of at least 32 characters "
+                    "in production"
+                )
+            if self.admin_client_secret is not None and len(self.admin_client_secret) < 24:
+                raise ValueError("DSR_ADMIN_CLIENT_SECRET must be at least 24 characters")
+            # Email-code verification is on by default: without SMTP no code could arrive.
+            if self.smtp_host is None or self.smtp_from is None:
+                raise ValueError(
+                    "DSR_SMTP_HOST and DSR_SMTP_FROM must be set in production (verification "
+                    "codes and notices to data subjects are sent by email)"
+                )
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def worker_in_process(self) -> bool:
+        if self.run_worker_in_process is None:
+            return self.database_url.startswith("sqlite")
+        return self.run_worker_in_process
+
+    @property
+    def allow_private_webhooks(self) -> bool:
+        if self.webhook_allow_private is None:
+            return self.env == "development"
+        return self.webhook_allow_private
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,148 @@
+"""Group commit: concurrent writes of new rows share one transaction.
+
+Intake is the hot path and its cost was the transaction, not the rows: a begin, four INSERTs
+and a commit per request. Here each caller hands over its rows as a ``Write`` and waits; a
+drainer task takes every write queued so far, inserts them table by table in one transaction
+(one executemany per table) and commits, then takes what queued meanwhile. Every caller is
+answered only after the transaction that holds its rows has committed, so nothing is
+acknowledged that is not durable.
+
+Writes stay atomic and independent: when a shared transaction fails on one write's rows (a
+reused idempotency key, a replayed assertion, a value out of range), each write is retried in
+a transaction of its own, so only the offending caller gets the error.
+"""
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Table, insert
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+# Bounds one transaction's statements (PostgreSQL allows 32,767 parameters per statement).
+MAX_WRITES_PER_TRANSACTION = 64
+
+
+@dataclass
+class Write:
+    """Rows for several tables, inserted in the order given, all or nothing.
+
+    ``on_conflict`` maps a table to the error its caller should see when that table's rows
+    break a uniqueness constraint (the database's IntegrityError otherwise).
+    """
+
+    rows: list[tuple[Table, list[dict[str, Any]]]]
+    on_conflict: dict[str, Callable[[], Exception]] = field(default_factory=dict)
+
+
+@dataclass
+class _Pending:
+    write: Write
+    done: asyncio.Future[None]
+
+
+class GroupCommitter:
+    """One per engine; safe to share between the requests of one event loop."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._queue: list[_Pending] = []
+        # Commits the queue batch by batch and ends when it is empty; started by the next write.
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def write(self, write: Write) -> None:
+        """Insert the rows; returns once they are committed, raises what their insert raised."""
+        loop = asyncio.get_running_loop()
+        if self._drainer is not None and self._drainer.get_loop() is not loop:
+            # A new event loop (a test, a restarted server): the old one's queue died with it.
+            self._queue, self._drainer = [], None
+        pending = _Pending(write, loop.create_future())
+        self._queue.append(pending)
+        if self._drainer is None or self._drainer.done():
+            self._drainer = loop.create_task(self._drain())
+        # A caller cancelled here cancels its future, and a cancelled write is never started.
+        await pending.done
+
+    async def _drain(self) -> None:
+        try:
+            # Writes queued while a transaction commits form the next one: the busier, the bigger.
+            while self._queue:
+                batch = self._queue[:MAX_WRITES_PER_TRANSACTION]
+                del self._queue[:MAX_WRITES_PER_TRANSACTION]
+                batch = [pending for pending in batch if not pending.done.done()]
+                if batch:
+                    await self._commit(batch)
+        except BaseException as exc:
+            # Only a shutdown gets here (_commit answers its own errors): answer the rest too.
+            queued, self._queue = self._queue, []
+            _settle(queued, exc)
+            raise
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            if len(batch) == 1:
+                await self._commit_alone(batch[0])
+                return
+            try:
+                async with self._engine.begin() as connection:
+                    await _insert(connection, [p.write for p in batch])
+            except (OperationalError, InterfaceError):
+                raise
+            except DBAPIError as exc:
+                if exc.connection_invalidated:
+                    raise
+                # One write's rows were refused: find out whose, each in its own transaction.
+                for pending in batch:
+                    await self._commit_alone(pending)
+                return
+            _settle(batch, None)
+        except BaseException as exc:
+            _settle(batch, exc)
+            if not isinstance(exc, Exception):
+                raise
+
+    async def _commit_alone(self, pending: _Pending) -> None:
+        try:
+            async with self._engine.begin() as connection:
+                for table, rows in pending.write.rows:
+                    if not rows:
+                        continue
+                    try:
+                        await connection.execute(insert(table), rows)
+                    except IntegrityError:
+                        conflict = pending.write.on_conflict.get(table.name)
+                        if conflict is None:
+                            raise
+                        raise conflict() from None
+        except Exception as exc:
+            _settle([pending], exc)
+        else:
+            _settle([pending], None)
+
+
+async def _insert(connection: AsyncConnection, writes: list[Write]) -> None:
+    """Each table's rows from every write in one executemany, tables in first-seen order."""
+    by_table: dict[str, tuple[Table, list[dict[str, Any]]]] = {}
+    for write in writes:
+        for table, rows in write.rows:
+            by_table.setdefault(table.name, (table, []))[1].extend(rows)
+    for table, rows in by_table.values():
+        if rows:
+            await connection.execute(insert(table), rows)
+
+
+def _settle(batch: list[_Pending], error: BaseException | None) -> None:
+    for pending in batch:
+        if pending.done.done():
+            continue
+        if error is None:
+            pending.done.set_result(None)
+        else:
+            pending.done.set_exception(error)
+
+
+def table_row(table: Table, instance: Any) -> dict[str, Any]:
+    """An ORM instance as a plain row for a Core INSERT (intake skips the unit of work)."""
+    return {column.name: getattr(instance, column.name) for column in table.c}

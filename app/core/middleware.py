@@ -1,0 +1,202 @@
+"""Pure ASGI middleware: body hygiene and an access log that never records query strings."""
+
+import json
+import logging
+import re
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.errors import PROBLEM_BASE, PROBLEM_JSON
+
+access_logger = logging.getLogger("app.access")
+
+FORM_PATHS = {"/v1/oauth/token"}
+JSON_TYPES = ("application/json",)
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# A JSON \u0000 escape: an odd number of backslashes before "u0000" (an even number is an
+# escaped backslash followed by the literal text "u0000").
+_ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+async def _send_problem(send: Send, status: int, title: str, detail: str, **extra: Any) -> None:
+    body = json.dumps(
+        {
+            "type": f"{PROBLEM_BASE}http-{status}",
+            "title": title,
+            "status": status,
+            "detail": detail,
+            **extra,
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _declared_length(headers: dict[bytes, bytes]) -> int:
+    try:
+        return int(headers.get(b"content-length", b"0") or b"0")
+    except ValueError:
+        return 0
+
+
+async def _send_too_large(send: Send, limit: int) -> None:
+    await _send_problem(
+        send, 413, "Request body too large", f"The body exceeds the limit of {limit} bytes."
+    )
+
+
+def _media_type(headers: dict[bytes, bytes]) -> str:
+    return headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
+
+
+def _form_has_nul(body: bytes, media_type: str) -> bool:
+    """A NUL in a form field: raw, or percent-encoded in a urlencoded body."""
+    if b"\x00" in body:
+        return True
+    return media_type == "application/x-www-form-urlencoded" and b"%00" in body
+
+
+def _is_json(media_type: str) -> bool:
+    return media_type in JSON_TYPES or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+class BodyHygieneMiddleware:
+    """413 for oversized bodies, 415 for media types we cannot read, 422 for NUL characters."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int = 1_048_576) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        declares_body = headers.get(b"content-length", b"0") not in (b"0", b"") or (
+            b"transfer-encoding" in headers
+        )
+        media_type = _media_type(headers)
+        if _declared_length(headers) > self.max_body_bytes:
+            await _send_too_large(send, self.max_body_bytes)
+            return
+        expects_form = scope["path"] in FORM_PATHS
+        if declares_body or media_type:
+            acceptable = media_type in FORM_TYPES if expects_form else _is_json(media_type)
+            if declares_body and not acceptable:
+                wanted = "application/x-www-form-urlencoded" if expects_form else "application/json"
+                await _send_problem(
+                    send, 415, "Unsupported media type", f"Send the body as {wanted}."
+                )
+                return
+        if not declares_body:
+            await self.app(scope, receive, send)
+            return
+        # Read the body once (bounded) to screen it, then replay it downstream.
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([message]), send)
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await _send_too_large(send, self.max_body_bytes)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if expects_form:
+            # PostgreSQL cannot store or compare text holding NUL: refuse it here, as for JSON.
+            if _form_has_nul(body, media_type):
+                await _send_problem(
+                    send,
+                    400,
+                    "Invalid request",
+                    "Form fields must not contain NUL characters.",
+                    error="invalid_request",
+                )
+                return
+            await self.app(
+                scope,
+                _replay([{"type": "http.request", "body": body, "more_body": False}], receive),
+                send,
+            )
+            return
+        if b"\x00" in body or _ESCAPED_NUL.search(body):
+            # Same shape as any other validation failure, so clients can rely on `errors`.
+            await _send_problem(
+                send,
+                422,
+                "Validation failed",
+                "Text fields must not contain NUL characters.",
+                errors=[{"loc": ["body"], "msg": "must not contain NUL characters", "type": "nul"}],
+            )
+            return
+        await self.app(
+            scope,
+            _replay([{"type": "http.request", "body": body, "more_body": False}], receive),
+            send,
+        )
+
+
+def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
+    pending = list(messages)
+
+    async def receive() -> Message:
+        if pending:
+            return pending.pop(0)
+        if then is not None:
+            return await then()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+class AccessLogMiddleware:
+    """Method, path, status and time; query strings can carry personal data, so never them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status: dict[str, Any] = {"code": 0}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            if access_logger.isEnabledFor(logging.INFO):
+                # The route template, not the raw path: a mistyped path could hold an email.
+                route = scope.get("route")
+                path = getattr(route, "path", None) or "<unmatched>"
+                access_logger.info(
+                    "%s %s %s %.1fms",
+                    scope["method"],
+                    path,
+                    status["code"],
+                    (time.perf_counter() - started) * 1000,
+                )

@@ -1,0 +1,1 @@
+"""The systems holding personal data: their registry, dataset maps and connectors."""

@@ -1,0 +1,155 @@
+"""Access and portability packs: list them, download them, and the subject's own link."""
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import IO, Annotated, Any
+
+from anyio import to_thread
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.deps import Reader
+from app.core.config import Settings
+from app.core.deps import NowDep, SessionDep, SettingsDep
+from app.core.errors import AUTH_ERRORS, NOT_FOUND, VALIDATION, problem_response
+from app.core.pagination import Page
+from app.exports import service
+from app.exports.schemas import ExportFormat, ExportPublic
+from app.models import DsrRequest, Export
+from app.requests.deps import RequestDep
+
+router = APIRouter(tags=["Exports"])
+
+_CHUNK = 1 << 20
+
+
+FILE_CONTENT: dict[str, Any] = {
+    "application/json": {"schema": {"type": "string", "format": "binary"}},
+    "application/zip": {"schema": {"type": "string", "format": "binary"}},
+}
+
+
+async def _chunks(file: IO[bytes]) -> AsyncIterator[bytes]:
+    # Reads off the event loop, a chunk at a time: memory stays flat whatever the size.
+    try:
+        while chunk := await to_thread.run_sync(file.read, _CHUNK):
+            yield chunk
+    finally:
+        file.close()
+
+
+async def _stream(
+    export: Export,
+    dsr: DsrRequest,
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    now: datetime,
+    actor: str,
+) -> StreamingResponse:
+    file, size = service.open_export(export, settings)
+    try:
+        await service.record_download(
+            session, export=export, dsr=dsr, settings=settings, now=now, actor=actor
+        )
+    except BaseException:
+        file.close()
+        raise
+    headers = {**service.download_headers(export), "Content-Length": str(size)}
+    return StreamingResponse(_chunks(file), media_type=service.media_type(export), headers=headers)
+
+
+@router.get(
+    "/v1/requests/{request_id}/exports",
+    response_model=Page[ExportPublic],
+    summary="List a request's export files",
+    responses={**AUTH_ERRORS, **NOT_FOUND, **VALIDATION},
+)
+async def list_exports(
+    dsr: RequestDep, session: SessionDep, settings: SettingsDep, now: NowDep
+) -> Page[ExportPublic]:
+    """The access and portability files fulfilment produced for this request, newest first.
+
+    Each comes with its size, SHA-256 and expiry, and while it has not expired, the signed
+    `download_url` to send to the data subject: anyone holding that link can download the
+    file without logging in until `expires_at`, so send it only to the verified subject.
+    Expired files are deleted and listed with `expired: true`. Integrations see only the
+    exports of requests they submitted.
+    """
+    exports = await service.list_exports(session, request_id=dsr.id)
+    return Page[ExportPublic](
+        items=[service.export_public(export, settings, now) for export in exports]
+    )
+
+
+@router.get(
+    "/v1/requests/{request_id}/export",
+    summary="Download a request's export",
+    response_class=StreamingResponse,
+    responses={
+        200: {"description": "The file, as an attachment.", "content": FILE_CONTENT},
+        **AUTH_ERRORS,
+        404: problem_response("No such request visible to you, or no export of that format yet."),
+        410: problem_response("The export expired and its file was deleted."),
+        **VALIDATION,
+    },
+)
+async def download_export(
+    principal: Reader,
+    dsr: RequestDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    now: NowDep,
+    export_format: Annotated[
+        ExportFormat,
+        Query(
+            alias="format",
+            description="`json` (one document) or `csv` (a zip: one CSV per data category "
+            "and a manifest with each file's SHA-256).",
+        ),
+    ] = ExportFormat.JSON,
+) -> StreamingResponse:
+    """Stream the newest export of the request in the chosen format.
+
+    The JSON document holds every record, table by table with each column's data category,
+    plus the supplementary information (purposes, recipients, retention, your rights). The
+    CSV zip holds one file per data category, `manifest.json` with each file's SHA-256, and
+    `supplementary_information.json`. Spreadsheet formulas are neutralised in CSV cells.
+    The download is recorded on the request's audit trail. 404 until the request has been
+    fulfilled; 410 once the export has expired (fulfil again to produce a new one).
+    """
+    export = await service.latest_export(
+        session, request_id=dsr.id, export_format=export_format.value, now=now
+    )
+    return await _stream(
+        export, dsr, session=session, settings=settings, now=now, actor=principal.client_id
+    )
+
+
+@router.get(
+    "/v1/exports/{token}",
+    summary="Download by the subject's link",
+    response_class=StreamingResponse,
+    responses={
+        200: {"description": "The file, as an attachment.", "content": FILE_CONTENT},
+        404: problem_response("Not a valid download link."),
+        410: problem_response("The link has expired, or the file was deleted."),
+    },
+)
+async def download_by_link(
+    token: Annotated[str, Path(description="The token at the end of the emailed link.")],
+    session: SessionDep,
+    settings: SettingsDep,
+    now: NowDep,
+) -> StreamingResponse:
+    """The data subject's personal download link, as sent in the "your data is ready" email.
+
+    No login: the signed link itself is the permission, valid until the export expires
+    (`DSR_EXPORT_TTL_HOURS`, 7 days by default). Each download is counted and recorded on
+    the request's audit trail.
+    """
+    export, dsr = await service.export_by_link(session, token=token, settings=settings, now=now)
+    return await _stream(
+        export, dsr, session=session, settings=settings, now=now, actor=service.DOWNLOAD_ACTOR
+    )

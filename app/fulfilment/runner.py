@@ -1,0 +1,456 @@
+"""The worker's side of fulfilment: one claimed job, run to its end.
+
+The job reads the request, works through the data sources outside any transaction while
+showing progress on the request, then writes every effect (exports, suppression, audit
+entries, webhook events, tasks, completion) in one concluding transaction guarded by the
+job's lease. A ``task`` source has no connector: the request waits (``waiting_for_tasks``)
+and a ``finalise`` job completes it once every task is in.
+"""
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from app.core.config import Settings
+from app.core.time import iso_z, utcnow
+from app.data_sources import service as data_sources
+from app.data_sources.connectors import Connector, SourceError, connector_for
+from app.enums import FulfilmentStatus, JobStatus, RequestStatus, RequestType, TaskStatus
+from app.exports import service as exports
+from app.fulfilment import effects, jobs, steps
+from app.fulfilment.service import identity_of
+from app.models import DataSource, DsrRequest, FulfilmentTask
+from app.register import service as register
+from app.requests import audit, lifecycle
+from app.suppression import service as suppression
+
+logger = logging.getLogger("app.fulfilment")
+
+EXPORT_COLLECTION = "Your download links come in a separate message from us."
+PORTABILITY_NOTE = (
+    "The personal data you provided to us, in a structured, commonly used and "
+    "machine-readable format (UK GDPR Art. 20)."
+)
+
+
+class JobRun:
+    """One claimed job on one worker."""
+
+    def __init__(
+        self,
+        job: jobs.ClaimedJob,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        http: httpx.AsyncClient,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.job = job
+        self.sessionmaker = sessionmaker
+        self.settings = settings
+        self.http = http
+        self.clock = clock
+        self.progress_state: dict[str, Any] = {}
+        self.categories: list[str] | None = None
+        self.last_progress_write = 0.0
+
+    async def run(self) -> None:
+        """Run the job to its end; failures are recorded on the request, never raised."""
+        try:
+            await self._run()
+        except jobs.LeaseLost:
+            logger.warning("fulfilment job %s was taken over by another worker", self.job.id)
+        except SourceError as exc:
+            await self._failed(str(exc), retryable=exc.retryable)
+        except Exception as exc:  # one job must never take the worker down
+            logger.error("fulfilment job %s failed: %s", self.job.id, type(exc).__name__)
+            await self._failed(f"internal error ({type(exc).__name__})", retryable=True)
+
+    async def _run(self) -> None:
+        job = self.job
+        tasks: list[FulfilmentTask] = []
+        async with self.sessionmaker.begin() as session:
+            dsr = await session.get(DsrRequest, job.request_id, with_for_update=True)
+            if dsr is None:
+                await jobs.finish(session, job, status=JobStatus.DONE, now=self.clock())
+                return
+            if job.phase == "lift":
+                snapshot = self._snapshot(dsr)
+                sources = await data_sources.active_sources(session)
+            elif dsr.status != RequestStatus.IN_PROGRESS:
+                await self._abandon(session, dsr)
+                return
+            else:
+                snapshot = self._snapshot(dsr)
+                sources = await data_sources.active_sources(session)
+                tasks = await _tasks(session, dsr.id) if job.phase == "finalise" else []
+                self._show(dsr, status=FulfilmentStatus.RUNNING, step="started")
+            await jobs.hold(session, job, settings=self.settings, now=self.clock())
+        self.categories = _register_categories(sources)
+        connectors = [
+            connector_for(source, self.settings, request_id=job.request_id)
+            for source in sources
+            if source.kind != "task"
+        ]
+        try:
+            if job.phase == "lift":
+                result = await steps.restrict(snapshot, connectors, self.progress, restricted=False)
+                await self._conclude_lift(result)
+                return
+            task_sources = [source for source in sources if source.kind == "task"]
+            creates_tasks = job.phase == "run" and bool(task_sources)
+            creates_tasks = (
+                creates_tasks and snapshot.params.get("objection_decision") != "override"
+            )
+            outcome = await self._work(snapshot, connectors, tasks, defer=creates_tasks)
+        finally:
+            for connector in connectors:
+                await connector.close()
+        await self._conclude(outcome, task_sources if creates_tasks else [])
+
+    def _snapshot(self, dsr: DsrRequest) -> steps.Snapshot:
+        previous = (dsr.fulfilment or {}).get("result") or {}
+        return steps.Snapshot(
+            id=str(dsr.id),
+            type=dsr.type,
+            regulation=dsr.regulation,
+            external_ref=dsr.external_ref,
+            details=dict(dsr.details),
+            identity=identity_of(dsr),
+            params=self.job.params or dict((dsr.fulfilment or {}).get("params") or {}),
+            previous_result=dict(previous),
+        )
+
+    async def _work(
+        self,
+        snapshot: steps.Snapshot,
+        connectors: list[Connector],
+        tasks: list[FulfilmentTask],
+        *,
+        defer: bool,
+    ) -> steps.Outcome:
+        """The source work for the request's type. ``defer``: tasks are still to come."""
+        kind = snapshot.type
+        task_results = [effects.task_summary(task) for task in tasks]
+        if kind in (RequestType.ACCESS, RequestType.PORTABILITY):
+            if defer:
+                return steps.Outcome(result={}, summary="")
+            return await self._export(snapshot, connectors, tasks)
+        if kind == RequestType.ERASURE:
+            result = snapshot.previous_result or {}
+            if not result:
+                result = (await steps.erase(snapshot, connectors, self.progress)).result
+            if defer:
+                return steps.Outcome(result=result, summary="")
+            retained = list(result.get("retained", []))
+            for task, summary in zip(tasks, task_results, strict=True):
+                retained += [
+                    {**item, "source": summary["source"]}
+                    for item in (task.result or {}).get("retained", [])
+                ]
+            return steps.erasure_outcome({**result, "retained": retained, "tasks": task_results})
+        if kind == RequestType.RECTIFICATION:
+            if snapshot.previous_result:
+                outcome = steps.rectification_outcome(snapshot.previous_result)
+                outcome.audit = []  # written when the sources were changed
+            else:
+                outcome = await steps.rectify(snapshot, connectors, self.progress)
+            outcome.result = {**outcome.result, "tasks": task_results}
+            return outcome
+        if kind == RequestType.RESTRICTION:
+            result = snapshot.previous_result or await steps.restrict(
+                snapshot, connectors, self.progress
+            )
+            return steps.restriction_outcome({**result, "tasks": task_results})
+        # Objection.
+        if snapshot.details.get("scope") == "direct_marketing":
+            outcome = steps.direct_marketing_outcome(snapshot)
+        elif snapshot.params.get("objection_decision") == "override":
+            return steps.objection_overridden_outcome(snapshot)
+        else:
+            result = snapshot.previous_result or await steps.restrict(
+                snapshot, connectors, self.progress
+            )
+            outcome = steps.objection_upheld_outcome(snapshot, result)
+        outcome.result = {**outcome.result, "tasks": task_results}
+        return outcome
+
+    async def _export(
+        self, snapshot: steps.Snapshot, connectors: list[Connector], tasks: list[FulfilmentTask]
+    ) -> steps.Outcome:
+        portability = snapshot.type == RequestType.PORTABILITY
+        formats = list(snapshot.details.get("formats") or ["json", "csv"]) if portability else []
+        transmit_to = snapshot.details.get("transmit_to") if portability else None
+        wanted = sorted(set(formats) | ({"json"} if transmit_to else set())) or ["json", "csv"]
+        header: dict[str, Any] = {
+            "export": {
+                "request_id": snapshot.id,
+                "request_type": snapshot.type,
+                "regulation": snapshot.regulation,
+                "reference": snapshot.external_ref,
+                "generated_at": iso_z(self.clock()),
+                "sources": [connector.name for connector in connectors]
+                + [effects.task_summary(task)["source"] for task in tasks],
+            }
+        }
+        if portability:
+            header["export"]["note"] = PORTABILITY_NOTE
+        else:
+            header["supplementary_information"] = register.supplementary_information(
+                register.load_register(self.settings),
+                categories=self.categories,
+                regulation=snapshot.regulation,
+            )
+        task_batches = [
+            batch
+            for task in tasks
+            for batch in steps.task_record_batches(
+                effects.task_summary(task)["source"], effects.task_records(task, self.settings)
+            )
+        ]
+        files = await steps.build_export(
+            snapshot,
+            connectors,
+            self.progress,
+            directory=exports.export_directory(self.settings, uuid.UUID(snapshot.id)),
+            formats=wanted,
+            header=header,
+            provided_only=portability,
+            task_batches=task_batches,
+        )
+        result: dict[str, Any] = {
+            "records": self.progress_state.get("records", 0),
+            "sources": header["export"]["sources"],
+        }
+        if tasks:
+            result["tasks"] = [effects.task_summary(task) for task in tasks]
+        summary = (
+            "Your personal data is ready to download. We sent you the download links in a "
+            "separate message; they are personal to you and expire after "
+            f"{self.settings.export_ttl_hours // 24 or 1} day(s)."
+        )
+        if transmit_to:
+            await self.progress(step="transmitting to the new controller")
+            transmission = await steps.transmit(
+                self.http,
+                files["json"].path,
+                url=str(transmit_to),
+                settings=self.settings,
+                request_id=snapshot.id,
+            )
+            result["transmission"] = transmission
+            if transmission["status"] == "delivered":
+                summary += " We also sent it directly to the organisation you named."
+            else:
+                summary += (
+                    " We could not send it directly to the organisation you named; "
+                    "please pass the download on to them yourself."
+                )
+        if portability and "json" not in formats:
+            files.pop("json").path.unlink(missing_ok=True)
+        outcome = steps.Outcome(result=result, summary=summary, export_files=files)
+        if "transmission" in result:
+            # The receiving controller's address is not recorded: only how it went.
+            outcome.audit.append(("portability.transmitted", result["transmission"]))
+        return outcome
+
+    # ------------------------------------------------------------ progress and endings
+
+    async def progress(self, **fields: Any) -> None:
+        """Show progress on the request (at most about once a second) and keep the lease."""
+        self.progress_state.update(fields)
+        now = self.clock()
+        moment = now.timestamp()
+        if "step" not in fields and moment - self.last_progress_write < 1.0:
+            return
+        self.last_progress_write = moment
+        async with self.sessionmaker.begin() as session:
+            await jobs.hold(session, self.job, settings=self.settings, now=now)
+            dsr = await session.get(DsrRequest, self.job.request_id)
+            if dsr is not None and self.job.phase != "lift":
+                self._show(dsr, status=FulfilmentStatus.RUNNING)
+
+    def _show(
+        self,
+        dsr: DsrRequest,
+        *,
+        status: FulfilmentStatus,
+        step: str | None = None,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        if step is not None:
+            self.progress_state["step"] = step
+        state = dict(dsr.fulfilment or {})
+        state["progress"] = dict(self.progress_state)
+        if result is not None:
+            state["result"] = result
+        state["error"] = error
+        if status == FulfilmentStatus.RUNNING and "started_at" not in state:
+            state["started_at"] = iso_z(self.clock())
+        if status in (FulfilmentStatus.SUCCEEDED, FulfilmentStatus.FAILED):
+            state["finished_at"] = iso_z(self.clock())
+        dsr.fulfilment_status = status.value
+        dsr.fulfilment = state  # a new dict, so the JSON column is seen as changed
+
+    async def _abandon(self, session: AsyncSession, dsr: DsrRequest) -> None:
+        """The request was closed (cancelled, rejected) before the work started."""
+        await jobs.finish(session, self.job, status=JobStatus.DONE, now=self.clock())
+        self._show(
+            dsr, status=FulfilmentStatus.FAILED, step="abandoned", error=f"request {dsr.status}"
+        )
+        audit.record(
+            session,
+            dsr=dsr,
+            settings=self.settings,
+            now=self.clock(),
+            actor="worker",
+            audit_type="fulfilment.abandoned",
+            audit_data={"status": dsr.status},
+        )
+
+    async def _failed(self, message: str, *, retryable: bool) -> None:
+        now = self.clock()
+        try:
+            async with self.sessionmaker.begin() as session:
+                dsr = await session.get(DsrRequest, self.job.request_id, with_for_update=True)
+                if retryable and await jobs.retry_later(
+                    session, self.job, settings=self.settings, now=now, error=message[:500]
+                ):
+                    if dsr is not None and self.job.phase != "lift":
+                        self._show(
+                            dsr,
+                            status=FulfilmentStatus.QUEUED,
+                            step="waiting to retry",
+                            error=message,
+                        )
+                    return
+                await jobs.finish(
+                    session, self.job, status=JobStatus.FAILED, now=now, error=message
+                )
+                if dsr is None:
+                    return
+                if self.job.phase != "lift":
+                    self._show(dsr, status=FulfilmentStatus.FAILED, step="failed", error=message)
+                audit.record(
+                    session,
+                    dsr=dsr,
+                    settings=self.settings,
+                    now=now,
+                    actor="worker",
+                    audit_type="fulfilment.failed",
+                    audit_data={"phase": self.job.phase, "error": message},
+                )
+        except jobs.LeaseLost:
+            logger.warning("fulfilment job %s was taken over by another worker", self.job.id)
+
+    async def _conclude(self, outcome: steps.Outcome, task_sources: list[DataSource]) -> None:
+        now = self.clock()
+        settings = self.settings
+        async with self.sessionmaker.begin() as session:
+            await jobs.finish(session, self.job, status=JobStatus.DONE, now=now)
+            dsr = await session.get(DsrRequest, self.job.request_id, with_for_update=True)
+            assert dsr is not None  # requests are never deleted
+            for audit_type, data in outcome.audit:
+                audit.record(
+                    session, dsr=dsr, settings=settings, now=now, actor="worker",
+                    audit_type=audit_type, audit_data=data,
+                )  # fmt: skip
+            if task_sources:
+                await effects.create_tasks(session, dsr, task_sources, settings=settings, now=now)
+                self._show(
+                    dsr,
+                    status=FulfilmentStatus.WAITING_FOR_TASKS,
+                    step="waiting for tasks",
+                    result=outcome.result,
+                )
+                dsr.updated_at = now
+                return
+            result = dict(outcome.result)
+            if outcome.export_files:
+                result["exports"] = await effects.publish_exports(
+                    session, dsr, outcome.export_files, settings, now
+                )
+            if outcome.suppress_channels and (dsr.subject_email or dsr.subject_phone):
+                await suppression.suppress(
+                    session,
+                    settings=settings,
+                    email=dsr.subject_email,
+                    phone=dsr.subject_phone,
+                    channels=outcome.suppress_channels,
+                    reason=outcome.suppress_reason,
+                    request_id=dsr.id,
+                    now=now,
+                )
+                result["suppressed_channels"] = outcome.suppress_channels
+                outcome.webhooks.append(
+                    ("subject.suppressed", {"suppression": {"channels": outcome.suppress_channels}})
+                )
+            if outcome.restricted:
+                dsr.restricted_at = now
+            for event_type, extra in outcome.webhooks:
+                audit.record(
+                    session, dsr=dsr, settings=settings, now=now, actor="worker",
+                    audit_type=event_type, audit_data=extra, webhook_event=event_type,
+                    webhook_extra=extra,
+                )  # fmt: skip
+            self._show(dsr, status=FulfilmentStatus.SUCCEEDED, step="done", result=result)
+            if dsr.status == RequestStatus.IN_PROGRESS:
+                await lifecycle.complete(
+                    session,
+                    settings=settings,
+                    dsr=dsr,
+                    summary=outcome.summary,
+                    actor=str((dsr.fulfilment or {}).get("requested_by") or self.job.actor),
+                    now=now,
+                    how_to_collect=EXPORT_COLLECTION if outcome.export_files else "",
+                )
+            else:
+                dsr.updated_at = now
+
+    async def _conclude_lift(self, result: dict[str, Any]) -> None:
+        now = self.clock()
+        async with self.sessionmaker.begin() as session:
+            await jobs.finish(session, self.job, status=JobStatus.DONE, now=now)
+            dsr = await session.get(DsrRequest, self.job.request_id, with_for_update=True)
+            assert dsr is not None
+            lifecycle.record_change(
+                session,
+                dsr,
+                settings=self.settings,
+                now=now,
+                actor="worker",
+                event="subject.restriction_lifted",
+                data={"sources": result.get("sources", [])},
+                webhook_extra={"restriction": {"restricted": False}},
+            )
+
+
+async def _tasks(session: AsyncSession, request_id: uuid.UUID) -> list[FulfilmentTask]:
+    rows = await session.execute(
+        select(FulfilmentTask)
+        .where(
+            col(FulfilmentTask.request_id) == request_id,
+            col(FulfilmentTask.status) == TaskStatus.DONE,
+        )
+        .order_by(col(FulfilmentTask.created_at), col(FulfilmentTask.id))
+    )
+    return list(rows.scalars())
+
+
+def _register_categories(sources: list[DataSource]) -> list[str] | None:
+    """The data categories the sources' maps declare; None (all) when a source has no map."""
+    names: set[str] = set()
+    for source in sources:
+        dataset_map = source.config.get("dataset_map")
+        if source.kind != "sql" or not isinstance(dataset_map, dict):
+            return None
+        names.update(dataset_map.get("categories") or {})
+    return sorted(names)

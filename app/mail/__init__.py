@@ -1,0 +1,1 @@
+"""Messages to data subjects: templates, the mail outbox and the SMTP sender."""

@@ -1,0 +1,115 @@
+"""Messages to data subjects: rendered from templates and queued in the caller's transaction.
+
+Delivery is the worker's job (``app.mail.sender``): a change that rolls back queues
+nothing, and a queued message survives a crash.
+"""
+
+import uuid
+from collections.abc import MutableMapping
+from datetime import datetime
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import Settings
+from app.core.crypto import encrypt_secret
+from app.models import DsrRequest, MailMessage
+
+BUILTIN_TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+class MessageKind(StrEnum):
+    ACKNOWLEDGEMENT = "acknowledgement"
+    VERIFICATION_CODE = "verification_code"
+    VERIFICATION_FAILED = "verification_failed"
+    EXTENSION = "extension"
+    REJECTION = "rejection"
+    COMPLETION = "completion"
+    EXPORT_READY = "export_ready"
+    RESTRICTION_LIFTED = "restriction_lifted"
+
+
+class _Environment(jinja2.Environment):
+    """Template globals as a plain dict: every render copies them, and copying Jinja's default
+    ChainMap cost about 5 % of an intake's CPU. Our globals never change after start-up, the
+    one thing the ChainMap exists for."""
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        return {**self.globals, **(d or {})}
+
+
+@lru_cache(maxsize=8)
+def _environment(override_dir: str | None) -> jinja2.Environment:
+    """Operator templates (DSR_MAIL_TEMPLATE_DIR) first, then the built-in ones."""
+    folders = [override_dir] if override_dir else []
+    return _Environment(
+        loader=jinja2.FileSystemLoader([*folders, str(BUILTIN_TEMPLATES)]),
+        # Templates are read once: a stat() per render was measurable on the intake path.
+        auto_reload=False,
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def render(
+    kind: MessageKind, context: dict[str, Any], *, settings: Settings
+) -> tuple[str, str, str | None]:
+    """(subject, plain text, HTML or None) for a message kind."""
+    environment = _environment(settings.mail_template_dir)
+    subject = environment.get_template(f"{kind}.subject.txt").render(context).strip()
+    text = environment.get_template(f"{kind}.txt").render(context)
+    try:
+        html: str | None = environment.get_template(f"{kind}.html").render(context)
+    except jinja2.TemplateNotFound:
+        html = None
+    return subject, text, html
+
+
+def message_row(
+    *,
+    settings: Settings,
+    dsr: DsrRequest,
+    kind: MessageKind,
+    context: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any] | None:
+    """The mail-outbox row for a message to the request's subject; None without an email."""
+    if not dsr.subject_email:
+        return None
+    subject, text, html = render(kind, {"request": dsr, **context}, settings=settings)
+    key = settings.secret_key
+    return {
+        "id": uuid.uuid4(),
+        "request_id": dsr.id,
+        "kind": kind.value,
+        "recipient_encrypted": encrypt_secret(dsr.subject_email, secret_key=key),
+        "subject": subject,
+        "body_encrypted": encrypt_secret(text, secret_key=key),
+        "html_encrypted": encrypt_secret(html, secret_key=key) if html else None,
+        "status": "pending",
+        "attempt_count": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
+async def queue_message(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    dsr: DsrRequest,
+    kind: MessageKind,
+    context: dict[str, Any],
+    now: datetime,
+) -> bool:
+    """Queue a message to the request's subject; False when there is no email address."""
+    row = message_row(settings=settings, dsr=dsr, kind=kind, context=context, now=now)
+    if row is None:
+        return False
+    session.add(MailMessage(**row))
+    return True

@@ -1,0 +1,56 @@
+"""Which identity proofs each request type accepts before it is acted on.
+
+Intake applies it to identity assertions; ``app.verification`` applies it to email codes,
+document checks and attestations. ``DSR_VERIFICATION_POLICY`` overrides it per type.
+"""
+
+from app.core.config import Settings
+from app.core.errors import UnprocessableEntity
+from app.enums import RequestType, VerificationMethod
+
+_STRONG = (
+    VerificationMethod.EMAIL_CODE,
+    VerificationMethod.DOCUMENT,
+    VerificationMethod.IDENTITY_ASSERTION,
+)
+
+_ANY = (*_STRONG, VerificationMethod.OFFICER_ATTESTATION)
+
+
+# Disclosure, erasure and changes need proof; objection and restriction only stop processing,
+# so an officer's word from context is enough.
+DEFAULT_POLICY: dict[RequestType, tuple[VerificationMethod, ...]] = {
+    RequestType.ACCESS: _STRONG,
+    RequestType.PORTABILITY: _STRONG,
+    RequestType.ERASURE: _STRONG,
+    RequestType.RECTIFICATION: _STRONG,
+    RequestType.OBJECTION: _ANY,
+    RequestType.RESTRICTION: _ANY,
+}
+
+
+class MethodNotAllowed(UnprocessableEntity):
+    title = "Verification method not allowed"
+    slug = "verification-method-not-allowed"
+
+
+def allowed_methods(settings: Settings, request_type: str) -> tuple[VerificationMethod, ...]:
+    """The methods that may verify a request of this type (DSR_VERIFICATION_POLICY first)."""
+    configured = settings.verification_policy.get(request_type)
+    if configured:
+        return tuple(VerificationMethod(method) for method in configured)
+    return DEFAULT_POLICY[RequestType(request_type)]
+
+
+def ensure_method_allowed(
+    settings: Settings, request_type: str, method: VerificationMethod
+) -> None:
+    """Raise MethodNotAllowed (422, listing the allowed methods) unless ``method`` may be used."""
+    allowed = allowed_methods(settings, request_type)
+    if method not in allowed:
+        names = [str(value) for value in allowed]
+        raise MethodNotAllowed(
+            f"Identity for {request_type} requests cannot be verified by {method}; "
+            f"allowed methods: {', '.join(names)}.",
+            extra={"allowed_methods": names},
+        )

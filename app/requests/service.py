@@ -1,0 +1,177 @@
+"""Reading requests: the request as shown, the deadline board and the audit trail."""
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.auth.scopes import Principal
+from app.core import pagination
+from app.core.config import Settings
+from app.core.schemas import normalise_email
+from app.enums import RequestStatus
+from app.models import DsrRequest, RequestEvent
+from app.requests import legal_clock
+from app.requests.rejection import rejection_notice
+from app.requests.schemas import (
+    EventPublic,
+    FulfilmentPublic,
+    RequestPublic,
+    RequestSearch,
+    SubjectPublic,
+    VerificationPublic,
+)
+
+
+def request_public(dsr: DsrRequest, settings: Settings, now: datetime) -> RequestPublic:
+    """A request as officers and integrations see it, its deadline as of ``now``."""
+    rejection = None
+    if dsr.status == RequestStatus.REJECTED and dsr.outcome_reason:
+        rejection = rejection_notice(dsr.regulation, dsr.outcome_reason, dsr.outcome_note)
+    return RequestPublic(
+        id=dsr.id,
+        type=dsr.type,
+        status=dsr.status,
+        regulation=dsr.regulation,
+        channel=dsr.channel,
+        received_at=dsr.received_at,
+        external_ref=dsr.external_ref,
+        subject=SubjectPublic(
+            email=dsr.subject_email,
+            phone=dsr.subject_phone,
+            name=dsr.subject_name,
+            customer_id=dsr.subject_customer_id,
+        ),
+        details=dsr.details,
+        verification=VerificationPublic(
+            status=dsr.verification_status,
+            method=dsr.verification_method,
+            verified_at=dsr.verified_at,
+        ),
+        deadline=legal_clock.deadline_view(dsr, settings, now),
+        rejection=rejection,
+        completion_summary=dsr.outcome_note if dsr.status == RequestStatus.COMPLETED else None,
+        fulfilment=_fulfilment_view(dsr),
+        restricted=dsr.restricted_at is not None,
+        created_at=dsr.created_at,
+        updated_at=dsr.updated_at,
+    )
+
+
+def _fulfilment_view(dsr: DsrRequest) -> FulfilmentPublic | None:
+    if dsr.fulfilment_status is None:
+        return None
+    state = dsr.fulfilment or {}
+    return FulfilmentPublic(
+        status=dsr.fulfilment_status,  # type: ignore[arg-type]
+        progress=state.get("progress") or {},
+        result=state.get("result"),
+        error=state.get("error"),
+        requested_at=state.get("requested_at"),
+        started_at=state.get("started_at"),
+        finished_at=state.get("finished_at"),
+    )
+
+
+@dataclass(frozen=True)
+class RequestFilters:
+    status: str | None = None
+    type: str | None = None
+    overdue: bool | None = None
+    due_before: date | None = None
+    subject_email: str | None = None
+
+
+async def list_requests(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    filters: RequestFilters,
+    now: datetime,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[DsrRequest], str | None]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    query = select(DsrRequest)
+    if not principal.sees_all_requests:
+        query = query.where(col(DsrRequest.submitted_by) == principal.client_id)
+    if filters.status:
+        query = query.where(col(DsrRequest.status) == filters.status)
+    if filters.type:
+        query = query.where(col(DsrRequest.type) == filters.type)
+    if filters.overdue is True:
+        query = query.where(
+            col(DsrRequest.status).in_(legal_clock.RUNNING_STATUSES), col(DsrRequest.due_at) < now
+        )
+    elif filters.overdue is False:
+        query = query.where(
+            or_(
+                col(DsrRequest.status).not_in(legal_clock.RUNNING_STATUSES),
+                col(DsrRequest.due_at).is_(None),
+                col(DsrRequest.due_at) >= now,
+            )
+        )
+    if filters.due_before:
+        query = query.where(col(DsrRequest.due_date) < filters.due_before)
+    if filters.subject_email:
+        # Case-insensitive: people and CRMs rarely agree on the case of the local part.
+        query = query.where(
+            func.lower(col(DsrRequest.subject_email)) == filters.subject_email.lower()
+        )
+    return await pagination.newest_first(session, query, DsrRequest, limit=limit, cursor=cursor)
+
+
+async def list_events(
+    session: AsyncSession, *, dsr: DsrRequest, limit: int, cursor: str | None
+) -> tuple[list[RequestEvent], str | None]:
+    """Audit trail, oldest first."""
+    query = select(RequestEvent).where(col(RequestEvent.request_id) == dsr.id)
+    if cursor:
+        query = query.where(col(RequestEvent.id) > pagination.decode_id_cursor(cursor))
+    query = query.order_by(col(RequestEvent.id)).limit(limit + 1)
+    rows = list((await session.execute(query)).scalars())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = pagination.encode_id_cursor(rows[-1].id or 0)
+    return rows, next_cursor
+
+
+async def search_requests(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    search: RequestSearch,
+    now: datetime,
+) -> tuple[list[DsrRequest], str | None]:
+    """One page of the deadline board, for both the GET and the search route.
+
+    An address that is not one matches nothing (the caller learns nothing about it).
+    """
+    email = None
+    if search.subject_email is not None:
+        try:
+            email = normalise_email(search.subject_email)
+        except ValueError:
+            return [], None
+    filters = RequestFilters(
+        status=search.status.value if search.status else None,
+        type=search.type.value if search.type else None,
+        overdue=search.overdue,
+        due_before=search.due_before,
+        subject_email=email,
+    )
+    return await list_requests(
+        session,
+        principal=principal,
+        filters=filters,
+        now=now,
+        limit=search.limit,
+        cursor=search.cursor,
+    )
+
+
+def event_public(row: RequestEvent) -> EventPublic:
+    return EventPublic(id=row.id or 0, type=row.type, actor=row.actor, at=row.at, data=row.data)

@@ -1,0 +1,1 @@
+"""Confirming the subject's identity on a waiting request: email codes, documents, attestation."""

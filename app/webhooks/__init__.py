@@ -1,0 +1,1 @@
+"""Signed event notifications: subscriptions, the outbox, delivery with retries, event types."""

@@ -1,0 +1,78 @@
+"""Settings refuse unsafe or impossible configuration."""
+
+import pytest
+from pydantic import ValidationError
+
+from app.core.config import DEV_SECRET_KEY, Settings
+
+STRONG_KEY = "k" * 40
+
+
+def test_development_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [
+        "DSR_ENV",
+        "DSR_DATABASE_URL",
+        "DSR_TIMEZONE",
+        "DSR_HOLIDAY_COUNTRY",
+        "DSR_HOLIDAY_SUBDIVISION",
+        "DSR_WEBHOOK_ALLOW_PRIVATE",
+        "DSR_DEMO",
+    ]:
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings()
+    assert settings.env == "development"
+    assert settings.database_url == "sqlite+aiosqlite:///./dsr.db"
+    assert settings.timezone == "Europe/London"
+    assert (settings.holiday_country, settings.holiday_subdivision) == ("GB", "ENG")
+    assert settings.allow_private_webhooks is True
+    assert settings.demo is False
+    assert settings.export_dir == "./exports"
+
+
+def test_production_refuses_the_default_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DSR_ENV", "production")
+    monkeypatch.delenv("DSR_SECRET_KEY", raising=False)
+    with pytest.raises(ValidationError, match="DSR_SECRET_KEY"):
+        Settings()
+    with pytest.raises(ValidationError, match="DSR_SECRET_KEY"):
+        Settings(secret_key="short")
+
+
+def test_production_accepts_a_strong_secret_and_refuses_private_webhooks() -> None:
+    settings = Settings(
+        env="production",
+        secret_key=STRONG_KEY,
+        smtp_host="mail.example",
+        smtp_from="privacy@example.com",
+    )
+    assert settings.secret_key != DEV_SECRET_KEY
+    assert settings.allow_private_webhooks is False
+
+
+def test_production_refuses_a_weak_admin_secret() -> None:
+    with pytest.raises(ValidationError, match="DSR_ADMIN_CLIENT_SECRET"):
+        Settings(
+            env="production",
+            secret_key=STRONG_KEY,
+            admin_client_id="admin",
+            admin_client_secret="admin",
+        )
+
+
+@pytest.mark.parametrize("subdivision", ["ENG", "WLS", "SCT", "NIR"])
+def test_uk_subdivisions_are_accepted(subdivision: str) -> None:
+    assert Settings(holiday_subdivision=subdivision).holiday_subdivision == subdivision
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("timezone", "Mars/Olympus", "DSR_TIMEZONE"),
+        ("holiday_subdivision", "XYZ", "holiday calendar"),
+        ("holiday_country", "ZZ", "holiday calendar"),
+        ("env", "staging", "env"),
+    ],
+)
+def test_invalid_values_are_refused(field: str, value: str, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings(**{field: value})  # type: ignore[arg-type]
