@@ -1,4 +1,5 @@
-"""Small plain factories for request bodies, requests and identity assertions, and a row count."""
+"""Small plain factories for request bodies, requests and identity assertions, a row count, and
+the order rows were written in."""
 
 import time
 import uuid
@@ -7,7 +8,8 @@ from typing import Any
 from fastapi import FastAPI
 from httpx import AsyncClient
 from jose import jwt
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, literal_column, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 
 def request_body(**overrides: Any) -> dict[str, Any]:
@@ -78,3 +80,11 @@ async def count_rows(app: FastAPI, model: Any) -> int:
     """How many rows the table of ``model`` holds in the app's database."""
     async with app.state.sessionmaker() as session:
         return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
+
+
+def written_order(session: AsyncSession) -> list[ColumnElement[Any]]:
+    """Tie-breakers for rows with equal timestamps (tests freeze the clock): the order they were
+    written, by transaction then table position on PostgreSQL, by rowid on SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        return [literal_column("xmin::text::bigint"), literal_column("ctid")]
+    return [literal_column("rowid")]

@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 
 from app.models import DsrRequest, OutboxEvent
 from tests.conftest import get_token, new_client
-from tests.factories import create_request, identity_assertion, verified_request
+from tests.factories import create_request, identity_assertion, verified_request, written_order
 
 LONDON = ZoneInfo("Europe/London")
 ENGLAND = holidays.country_holidays("GB", subdiv="ENG")
@@ -164,7 +164,7 @@ async def outbox_rows(app: FastAPI, request_id: str) -> list[OutboxEvent]:
         query = (
             select(OutboxEvent)
             .where(OutboxEvent.request_id == uuid.UUID(request_id))
-            .order_by(OutboxEvent.created_at)
+            .order_by(OutboxEvent.created_at, *written_order(session))
         )
         return list((await session.execute(query)).scalars())
 

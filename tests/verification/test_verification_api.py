@@ -25,7 +25,7 @@ from app.models import MailMessage, OutboxEvent, VerificationCode
 from app.requests.lifecycle import HOW_TO_COLLECT
 from tests.conftest import ADMIN_ID, ADMIN_SECRET, TEST_SECRET_KEY, get_token, make_settings
 from tests.conftest import new_client as new_api_client
-from tests.factories import create_request, identity_assertion, request_body
+from tests.factories import create_request, identity_assertion, request_body, written_order
 
 PROBLEM_JSON = "application/problem+json"
 # 10:00 in London (BST): the local date is the UTC date.
@@ -124,7 +124,7 @@ async def mail_rows(app: FastAPI, request_id: str) -> list[MailMessage]:
         query = (
             select(MailMessage)
             .where(MailMessage.request_id == uuid.UUID(request_id))
-            .order_by(MailMessage.created_at)
+            .order_by(MailMessage.created_at, *written_order(session))
         )
         return list((await session.execute(query)).scalars())
 
@@ -183,7 +183,7 @@ async def outbox_types(app: FastAPI, request_id: str) -> list[str]:
         query = (
             select(OutboxEvent)
             .where(OutboxEvent.request_id == uuid.UUID(request_id))
-            .order_by(OutboxEvent.created_at)
+            .order_by(OutboxEvent.created_at, *written_order(session))
         )
         return [row.event_type for row in (await session.execute(query)).scalars()]
 
