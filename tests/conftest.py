@@ -33,8 +33,12 @@ ADMIN_ID = "test-admin"
 ADMIN_SECRET = "test-admin-secret-0123456789abcdef"
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
 # Never the default ./exports: a worker sweep in a test would take a developer's own export
-# files there for orphans (the test database has no record of them) and delete them.
-TEST_EXPORT_DIR = str(Path(tempfile.gettempdir()) / "dsr-test-exports")
+# files there for orphans (the test database has no record of them) and delete them. One
+# folder per parallel worker, for the same reason: each worker's database owns only its files.
+TEST_EXPORT_DIR = str(
+    Path(tempfile.gettempdir())
+    / f"dsr-test-exports-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+)
 
 
 def _asyncpg_dsn(url: str) -> str:

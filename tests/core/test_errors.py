@@ -526,7 +526,10 @@ IN_AN_HOUR = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
 
 
 @pytest.mark.parametrize(
-    "received_at", [IN_AN_HOUR, "2999-01-01T00:00:00Z", "9999-12-31T23:59:59-12:00"]
+    "received_at",
+    [IN_AN_HOUR, "2999-01-01T00:00:00Z", "9999-12-31T23:59:59-12:00"],
+    # Stable names: parallel workers must collect the same tests.
+    ids=["in-an-hour", "year-2999", "year-9999"],
 )
 async def test_received_at_in_the_future_is_422(
     client: AsyncClient, officer_headers: dict[str, str], received_at: str
