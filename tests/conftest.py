@@ -34,11 +34,9 @@ ADMIN_SECRET = "test-admin-secret-0123456789abcdef"
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
 # Never the default ./exports: a worker sweep in a test would take a developer's own export
 # files there for orphans (the test database has no record of them) and delete them. One
-# folder per parallel worker, for the same reason: each worker's database owns only its files.
-TEST_EXPORT_DIR = str(
-    Path(tempfile.gettempdir())
-    / f"dsr-test-exports-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-)
+# folder per test process (parallel workers, concurrent runs), for the same reason: each
+# process's databases own only its files.
+TEST_EXPORT_DIR = str(Path(tempfile.gettempdir()) / f"dsr-test-exports-{os.getpid()}")
 
 
 def _asyncpg_dsn(url: str) -> str:
@@ -79,6 +77,13 @@ def scratch_database(name: str) -> Iterator[str]:
         yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     finally:
         asyncio.run(_drop_database(POSTGRES_URL, name))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_export_folder() -> Iterator[None]:
+    """This process's export folder goes when its tests are done (/tmp would fill up)."""
+    yield
+    shutil.rmtree(TEST_EXPORT_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
