@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import os
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -10,14 +11,16 @@ import typer
 import uvicorn
 from alembic import command
 from alembic.config import Config
+from pydantic import ValidationError
 
 from app.auth import clients
 from app.auth.clients import new_client_secret
 from app.auth.scopes import Role
-from app.core.config import Settings, get_settings
+from app.core.config import Settings, get_settings, settings_problems
 from app.core.db import create_engine, create_sessionmaker
 from app.core.time import utcnow
 from app.demo import JANE_DOE, create_demo_crm
+from app.demo.source import ensure_demo_database
 from app.worker import run_worker
 
 cli = typer.Typer(help="Data subject rights service.", no_args_is_help=True)
@@ -28,6 +31,16 @@ cli.add_typer(demo_cli, name="demo")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_ADMIN_ID = "dev-admin"
+
+
+def load_settings() -> Settings:
+    """The settings; on a configuration error, one line per problem and exit code 2."""
+    try:
+        return get_settings()
+    except ValidationError as error:
+        for line in settings_problems(error):
+            typer.echo(f"dsr: {line}", err=True)
+        raise typer.Exit(code=2) from None
 
 
 def alembic_config(database_url: str | None = None) -> Config:
@@ -47,7 +60,7 @@ def migrate_database(settings: Settings) -> None:
 @cli.command()
 def migrate() -> None:
     """Apply all database migrations to DSR_DATABASE_URL."""
-    migrate_database(get_settings())
+    migrate_database(load_settings())
     typer.echo("database is at the latest migration")
 
 
@@ -87,7 +100,7 @@ def create_client(
     role: Annotated[Role, typer.Option(help="integration, officer or admin.")],
 ) -> None:
     """Create an API client and print its secret (shown only once)."""
-    settings = get_settings()
+    settings = load_settings()
     migrate_database(settings)
     client_id, secret = asyncio.run(_create_client(settings, name, role))
     typer.echo(f"client_id={client_id}\nclient_secret={secret}")
@@ -111,7 +124,7 @@ def create_demo(
 @cli.command()
 def worker() -> None:
     """Run the background worker: webhook delivery and deadline sweeps (stop with SIGTERM)."""
-    settings = get_settings()
+    settings = load_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     async def main() -> None:
@@ -124,6 +137,16 @@ def worker() -> None:
     asyncio.run(main())
 
 
+def local_url(host: str, port: int) -> str:
+    """The address to reach a server listening on ``host``:``port`` from this machine."""
+    if host in ("0.0.0.0", "", "::"):
+        # Listening everywhere: loopback reaches it; the wildcard itself is not an address.
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 @cli.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -131,8 +154,18 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes (PostgreSQL only).")] = 1,
     migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate")] = True,
 ) -> None:
-    """Run the API with uvicorn (migrating the database first)."""
-    settings = get_settings()
+    """Run the API with uvicorn (migrating the database first).
+
+    In development, links in mail to data subjects point at this --host and --port unless
+    DSR_PUBLIC_URL says otherwise; production requires DSR_PUBLIC_URL.
+    """
+    if not os.environ.get("DSR_PUBLIC_URL") and os.environ.get("DSR_ENV", "development") != (
+        "production"
+    ):
+        # Set in the environment, so uvicorn's workers (new processes) read it too.
+        os.environ["DSR_PUBLIC_URL"] = local_url(host, port)
+        get_settings.cache_clear()
+    settings = load_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if migrate_first:
         migrate_database(settings)
@@ -141,9 +174,9 @@ def serve(
         if demo_path.exists():
             typer.echo(f"Demo CRM: {demo_path} (kept; `dsr demo create` rebuilds it)")
         else:
-            create_demo_crm(demo_path)
+            ensure_demo_database(settings)
             typer.echo(f"Demo CRM created at {demo_path} (try {JANE_DOE['email']})")
-    base = f"http://{host}:{port}"
+    base = local_url(host, port)
     if settings.env == "development" and not settings.admin_client_id:
         # A fresh secret each start: the development admin is printed, never stored in clear.
         secret = new_client_secret()

@@ -4,14 +4,16 @@ the OpenAPI document, and the lifespan that starts the in-process worker."""
 import asyncio
 import gc
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from pydantic import ValidationError
 
 from app.auth import router as auth_api
 from app.auth.clients import ensure_bootstrap_admin
-from app.core.config import Settings, get_settings
+from app.core.config import Settings, get_settings, settings_problems
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.group_commit import GroupCommitter
@@ -205,7 +207,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def __getattr__(name: str) -> FastAPI:
     # `app.main:app` builds the app on first use so importing this module needs no settings.
     if name == "app":
-        application = create_app()
+        try:
+            settings = get_settings()
+        except ValidationError as error:
+            # What to fix, not a traceback: `uvicorn app.main:app` exits with these lines.
+            for line in settings_problems(error):
+                print(f"dsr: {line}", file=sys.stderr)
+            raise SystemExit(2) from None
+        application = create_app(settings)
         globals()["app"] = application
         return application
     raise AttributeError(name)

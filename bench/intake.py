@@ -318,6 +318,7 @@ def service_env(database_url: str) -> dict[str, str]:
         DSR_DATABASE_URL=database_url,
         DSR_SECRET_KEY=secrets.token_urlsafe(48),
         DSR_ENV="production",
+        DSR_PUBLIC_URL="https://dsr.bench.invalid",
         # Production needs a relay; no worker runs here, so queued mail is never sent.
         DSR_SMTP_HOST="127.0.0.1",
         DSR_SMTP_FROM="privacy@bench.example",

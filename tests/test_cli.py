@@ -71,3 +71,22 @@ async def test_bootstrap_admin_is_created_once(database_url: str) -> None:
                 )
         assert token.status_code == 200
         assert "clients:manage" in token.json()["scope"]
+
+
+def test_a_configuration_error_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
+    """A production start without its secrets says what to set; no traceback."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DSR_")}
+    env.update(DSR_ENV="production", DSR_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    for command in (["migrate"], ["worker"], ["serve", "--port", "9"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "app.cli", *command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2, (command, result.stderr)
+        assert result.stderr.splitlines() == [
+            "dsr: invalid configuration: DSR_SECRET_KEY must be set to a random value of at "
+            "least 32 characters in production"
+        ]

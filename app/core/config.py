@@ -2,15 +2,18 @@
 
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.deadlines import validate_calendar
 from app.enums import RequestType, VerificationMethod
 
 DEV_SECRET_KEY = "dev-only-secret-key-change-me"
+# Where a development service is reached when nothing says otherwise (`dsr serve`'s default).
+DEV_PUBLIC_URL = "http://127.0.0.1:8000"
 
 
 class Settings(BaseSettings):
@@ -46,8 +49,9 @@ class Settings(BaseSettings):
         default=168, ge=1, le=2160, description="download links and files live this long"
     )
     public_url: str = Field(
-        default="http://127.0.0.1:8000",
-        description="the service's address as data subjects reach it (download links)",
+        default="",
+        description="the service's address as data subjects reach it (links in mail); "
+        "required in production; in development `dsr serve` derives it from --host/--port",
     )
     processing_register_path: str | None = Field(
         default=None, description="YAML or JSON processing register; default: the built-in one"
@@ -81,6 +85,20 @@ class Settings(BaseSettings):
     webhook_timeout: float = Field(default=15.0, gt=0, le=60)
     webhook_lease_seconds: float = Field(default=60.0, gt=0)
     webhook_disable_after_days: float = Field(default=5.0, gt=0)
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str) -> str:
+        """Refuse what could not start a link: it must be an absolute http(s) address."""
+        value = value.strip().rstrip("/")
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("DSR_PUBLIC_URL must be an absolute http:// or https:// address")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("DSR_PUBLIC_URL must not carry a query, fragment or credentials")
+        return value
 
     @field_validator("verification_policy")
     @classmethod
@@ -140,6 +158,16 @@ class Settings(BaseSettings):
                     "DSR_SMTP_HOST and DSR_SMTP_FROM must be set in production (verification "
                     "codes and notices to data subjects are sent by email)"
                 )
+            # Every link in mail to a subject starts with it: a guess would send them elsewhere.
+            if not self.public_url:
+                raise ValueError(
+                    "DSR_PUBLIC_URL must be set in production: the https address data subjects "
+                    "reach the service at (links in mail start with it)"
+                )
+            if not self.public_url.startswith("https://"):
+                raise ValueError("DSR_PUBLIC_URL must be an https:// address in production")
+        if not self.public_url:
+            self.public_url = DEV_PUBLIC_URL
         return self
 
     @property
@@ -162,3 +190,14 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_problems(error: ValidationError) -> list[str]:
+    """One line per configuration problem, naming the variable (no traceback, no value)."""
+    lines = []
+    for problem in error.errors():
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        variable = f"DSR_{field.upper()}: " if field else ""
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        lines.append(f"invalid configuration: {variable}{message}")
+    return lines

@@ -208,7 +208,8 @@ def create_demo_crm(path: str | Path, *, contacts: int = 300, seed: int = 42) ->
         raise ValueError("contacts must be between 1 and 1000")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    building = target.with_name(f".{target.name}.building")
+    # Per process: two workers starting together each build their own, and the last move wins.
+    building = target.with_name(f".{target.name}.{os.getpid()}.building")
     building.unlink(missing_ok=True)
     rows = _generate(random.Random(seed), contacts)
     connection = sqlite3.connect(building)

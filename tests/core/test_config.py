@@ -44,6 +44,7 @@ def test_production_accepts_a_strong_secret_and_refuses_private_webhooks() -> No
         secret_key=STRONG_KEY,
         smtp_host="mail.example",
         smtp_from="privacy@example.com",
+        public_url="https://privacy.example.com",
     )
     assert settings.secret_key != DEV_SECRET_KEY
     assert settings.allow_private_webhooks is False
@@ -57,6 +58,43 @@ def test_production_refuses_a_weak_admin_secret() -> None:
             admin_client_id="admin",
             admin_client_secret="admin",
         )
+
+
+PRODUCTION = {
+    "env": "production",
+    "secret_key": STRONG_KEY,
+    "smtp_host": "mail.example",
+    "smtp_from": "privacy@example.com",
+}
+
+
+def test_production_requires_the_https_public_url() -> None:
+    with pytest.raises(ValidationError, match="DSR_PUBLIC_URL must be set in production"):
+        Settings(**PRODUCTION)
+    with pytest.raises(ValidationError, match="DSR_PUBLIC_URL must be an https://"):
+        Settings(**PRODUCTION, public_url="http://privacy.example.com")
+    settings = Settings(**PRODUCTION, public_url="https://privacy.example.com/dsr/")
+    assert settings.public_url == "https://privacy.example.com/dsr"
+
+
+def test_development_public_url_defaults_to_the_local_server() -> None:
+    assert Settings().public_url == "http://127.0.0.1:8000"
+    assert Settings(public_url="http://127.0.0.1:8300").public_url == "http://127.0.0.1:8300"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "127.0.0.1:8000",
+        "ftp://example.com",
+        "https://",
+        "https://example.com/?next=x",
+        "https://u:p@example.com",
+    ],
+)
+def test_a_public_url_that_could_not_start_a_link_is_refused(value: str) -> None:
+    with pytest.raises(ValidationError, match="DSR_PUBLIC_URL"):
+        Settings(public_url=value)
 
 
 @pytest.mark.parametrize("subdivision", ["ENG", "WLS", "SCT", "NIR"])

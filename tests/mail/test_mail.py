@@ -691,7 +691,11 @@ def test_production_requires_smtp() -> None:
     with pytest.raises(ValidationError, match="DSR_SMTP_FROM"):
         Settings(env="production", secret_key=STRONG_KEY, smtp_host="mail.example")
     ready = Settings(
-        env="production", secret_key=STRONG_KEY, smtp_host="mail.example", smtp_from=SENDER
+        env="production",
+        secret_key=STRONG_KEY,
+        smtp_host="mail.example",
+        smtp_from=SENDER,
+        public_url="https://privacy.example.com",
     )
     assert ready.smtp_host == "mail.example"
     assert Settings().smtp_host is None  # development logs instead

@@ -311,7 +311,11 @@ async def test_bad_urls_are_refused(
 
 async def test_production_requires_https_and_public_addresses(database_url: str) -> None:
     settings = make_settings(
-        database_url, env="production", smtp_host="mail.example", smtp_from="privacy@example.com"
+        database_url,
+        env="production",
+        smtp_host="mail.example",
+        smtp_from="privacy@example.com",
+        public_url="https://privacy.example.com",
     )
     assert settings.allow_private_webhooks is False
     async with app_client(settings) as (_app, client, admin_headers):
