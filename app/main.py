@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from app.auth import router as auth_api
 from app.auth.clients import ensure_bootstrap_admin
+from app.core.api_docs import install_api_docs
 from app.core.config import Settings, get_settings, settings_problems
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers
@@ -173,7 +174,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=API_DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
-        swagger_ui_parameters={"persistAuthorization": True},
+        # Served by install_api_docs from the service itself, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.clock = utcnow
@@ -181,6 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = create_sessionmaker(app.state.engine)
     app.state.committer = GroupCommitter(app.state.engine)
     install_error_handlers(app)
+    install_api_docs(app)
     register_webhook_docs(app, request_event=RequestWebhookEvent)
     app.add_middleware(BodyHygieneMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)
