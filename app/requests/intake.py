@@ -18,7 +18,7 @@ from app.enums import RequestStatus, VerificationMethod
 from app.mail import messages
 from app.models import DsrRequest, IdempotencyKey, metadata
 from app.requests import audit, legal_clock
-from app.requests.identity_policy import ensure_method_allowed
+from app.requests.identity_policy import allowed_methods, ensure_method_allowed
 from app.requests.schemas import RequestCreateBase, RequestPublic
 from app.requests.service import request_public
 
@@ -169,6 +169,12 @@ async def create_request(
         context={
             "due_date": dsr.due_date,
             "verification_needed": dsr.status == RequestStatus.AWAITING_VERIFICATION,
+            # What the subject may be asked for: the policy's methods they take part in.
+            "identity_proofs": [
+                str(method)
+                for method in allowed_methods(settings, dsr.type)
+                if method != VerificationMethod.IDENTITY_ASSERTION
+            ],
         },
         now=now,
     )

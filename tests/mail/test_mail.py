@@ -12,17 +12,20 @@ from typing import Any
 import aiosmtplib
 import pytest
 from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
 from pydantic import ValidationError
 from sqlalchemy import select, update
 
 from app.core.config import Settings
+from app.core.crypto import decrypt_secret
 from app.core.time import utcnow
 from app.mail import messages, sender
 from app.mail.messages import MessageKind
+from app.main import create_app
 from app.models import DsrRequest, MailMessage
 from app.requests.rejection import rejection_notice
 from app.worker import PassStats, Worker
-from tests.conftest import TEST_SECRET_KEY, make_settings
+from tests.conftest import ADMIN_ID, ADMIN_SECRET, TEST_SECRET_KEY, get_token, make_settings
 from tests.smtp_server import Captured, SmtpServer
 
 EMAIL = "jane.doe@example.com"
@@ -621,6 +624,47 @@ def test_ccpa_wording_uses_45_days() -> None:
 def test_one_minute_code_is_singular() -> None:
     _, text, _ = _render(MessageKind.VERIFICATION_CODE, _request(), code=CODE, expires_minutes=1)
     assert "expires in 1 minute and" in text
+
+
+@pytest.mark.parametrize(
+    ("policy", "request_type", "asked", "not_asked", "may_need_nothing"),
+    [
+        ({}, "access", ["one-time code", "passport or photocard driving licence"], [], False),
+        ({"access": ["document"]}, "access", ["passport"], ["one-time code"], False),
+        ({}, "objection", ["one-time code", "passport"], [], True),
+        ({"restriction": ["officer_attestation"]}, "restriction", [], ["we may ask"], True),
+    ],
+)
+async def test_acknowledgement_says_how_identity_will_be_confirmed(
+    database_url: str,
+    policy: dict[str, list[str]],
+    request_type: str,
+    asked: list[str],
+    not_asked: list[str],
+    may_need_nothing: bool,
+) -> None:
+    """What the subject may be asked for follows the policy; no promise of a separate email."""
+    app = create_app(make_settings(database_url, verification_policy=policy))
+    async with app.router.lifespan_context(app):
+        async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client:
+            headers = {"Authorization": f"Bearer {await get_token(client, ADMIN_ID, ADMIN_SECRET)}"}
+            body = {"type": request_type, "subject": {"email": EMAIL}}
+            if request_type == "objection":
+                body["details"] = {"scope": "direct_marketing"}
+            assert (
+                await client.post("/v1/requests", headers=headers, json=body)
+            ).status_code == 201
+        (row,) = await rows(app)
+    assert row.kind == "acknowledgement"
+    for encrypted in (row.body_encrypted, row.html_encrypted or ""):
+        body_text = words(decrypt_secret(encrypted, secret_key=TEST_SECRET_KEY) or "")
+        assert "we need to confirm your identity" in body_text
+        assert "separate email" not in body_text
+        for phrase in asked:
+            assert phrase in body_text
+        for phrase in not_asked:
+            assert phrase not in body_text
+        assert ("we will not ask you for anything" in body_text) is may_need_nothing
 
 
 # ---------------------------------------------------------------- units
