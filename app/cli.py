@@ -123,7 +123,12 @@ def create_demo(
 
 @cli.command()
 def worker() -> None:
-    """Run the background worker: webhook delivery and deadline sweeps (stop with SIGTERM)."""
+    """Run the background worker (stop with SIGTERM; run several against PostgreSQL).
+
+    It delivers webhooks and mail to data subjects, runs fulfilment jobs, and sweeps:
+    due-soon and overdue notices, expiry of unverified requests, and expired or orphaned
+    export files. With SQLite the API process runs it itself.
+    """
     settings = load_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 

@@ -90,3 +90,18 @@ def test_a_configuration_error_is_one_line_and_exit_code_2(tmp_path: Path) -> No
             "dsr: invalid configuration: DSR_SECRET_KEY must be set to a random value of at "
             "least 32 characters in production"
         ]
+
+
+def test_worker_help_names_everything_the_worker_does() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "worker", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    for duty in ("webhooks", "mail", "fulfilment jobs", "overdue", "unverified", "export files"):
+        assert duty in text, duty
+

@@ -1,14 +1,15 @@
 """Pure ASGI middleware: body hygiene and an access log that never records query strings."""
 
-import json
 import logging
 import re
 import time
+from collections.abc import Sequence
 from typing import Any
 
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import PROBLEM_BASE, PROBLEM_JSON
+from app.core.errors import problem
 
 access_logger = logging.getLogger("app.access")
 
@@ -20,27 +21,11 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
-async def _send_problem(send: Send, status: int, title: str, detail: str, **extra: Any) -> None:
-    body = json.dumps(
-        {
-            "type": f"{PROBLEM_BASE}http-{status}",
-            "title": title,
-            "status": status,
-            "detail": detail,
-            **extra,
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", PROBLEM_JSON.encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+async def _send_problem(
+    scope: Scope, receive: Receive, send: Send, status: int, title: str, detail: str, **extra: Any
+) -> None:
+    # The same renderer as every other problem, so clients see one shape and one encoding.
+    await problem(status, title, detail, **extra)(scope, receive, send)
 
 
 def _declared_length(headers: dict[bytes, bytes]) -> int:
@@ -50,9 +35,14 @@ def _declared_length(headers: dict[bytes, bytes]) -> int:
         return 0
 
 
-async def _send_too_large(send: Send, limit: int) -> None:
+async def _send_too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
     await _send_problem(
-        send, 413, "Request body too large", f"The body exceeds the limit of {limit} bytes."
+        scope,
+        receive,
+        send,
+        413,
+        "Request body too large",
+        f"The body exceeds the limit of {limit} bytes.",
     )
 
 
@@ -90,7 +80,7 @@ class BodyHygieneMiddleware:
         )
         media_type = _media_type(headers)
         if _declared_length(headers) > self.max_body_bytes:
-            await _send_too_large(send, self.max_body_bytes)
+            await _send_too_large(scope, receive, send, self.max_body_bytes)
             return
         expects_form = scope["path"] in FORM_PATHS
         if declares_body or media_type:
@@ -98,7 +88,12 @@ class BodyHygieneMiddleware:
             if declares_body and not acceptable:
                 wanted = "application/x-www-form-urlencoded" if expects_form else "application/json"
                 await _send_problem(
-                    send, 415, "Unsupported media type", f"Send the body as {wanted}."
+                    scope,
+                    receive,
+                    send,
+                    415,
+                    "Unsupported media type",
+                    f"Send the body as {wanted}.",
                 )
                 return
         if not declares_body:
@@ -116,7 +111,7 @@ class BodyHygieneMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await _send_too_large(send, self.max_body_bytes)
+                await _send_too_large(scope, receive, send, self.max_body_bytes)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -125,6 +120,8 @@ class BodyHygieneMiddleware:
             # PostgreSQL cannot store or compare text holding NUL: refuse it here, as for JSON.
             if _form_has_nul(body, media_type):
                 await _send_problem(
+                    scope,
+                    receive,
                     send,
                     400,
                     "Invalid request",
@@ -141,6 +138,8 @@ class BodyHygieneMiddleware:
         if b"\x00" in body or _ESCAPED_NUL.search(body):
             # Same shape as any other validation failure, so clients can rely on `errors`.
             await _send_problem(
+                scope,
+                receive,
                 send,
                 422,
                 "Validation failed",
@@ -171,8 +170,10 @@ def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
 class AccessLogMiddleware:
     """Method, path, status and time; query strings can carry personal data, so never them."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute] = ()) -> None:
         self.app = app
+        # Plain Starlette routes (/openapi.json) do not record themselves in the scope.
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -191,7 +192,7 @@ class AccessLogMiddleware:
         finally:
             if access_logger.isEnabledFor(logging.INFO):
                 # The route template, not the raw path: a mistyped path could hold an email.
-                route = scope.get("route")
+                route = scope.get("route") or self._match(scope)
                 path = getattr(route, "path", None) or "<unmatched>"
                 access_logger.info(
                     "%s %s %s %.1fms",
@@ -200,3 +201,9 @@ class AccessLogMiddleware:
                     status["code"],
                     (time.perf_counter() - started) * 1000,
                 )
+
+    def _match(self, scope: Scope) -> BaseRoute | None:
+        for route in self.routes:
+            if route.matches(scope)[0] is Match.FULL:
+                return route
+        return None

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from app.core.config import Settings
-from app.core.time import iso_z, utcnow
+from app.core.time import hours_in_words, iso_z, utcnow
 from app.data_sources import service as data_sources
 from app.data_sources.connectors import Connector, SourceError, connector_for
 from app.enums import FulfilmentStatus, JobStatus, RequestStatus, RequestType, TaskStatus
@@ -234,7 +234,7 @@ class JobRun:
         summary = (
             "Your personal data is ready to download. We sent you the download links in a "
             "separate message; they are personal to you and expire after "
-            f"{self.settings.export_ttl_hours // 24 or 1} day(s)."
+            f"{hours_in_words(self.settings.export_ttl_hours)}."
         )
         if transmit_to:
             await self.progress(step="transmitting to the new controller")
