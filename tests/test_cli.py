@@ -104,4 +104,3 @@ def test_worker_help_names_everything_the_worker_does() -> None:
     text = " ".join(result.stdout.split())
     for duty in ("webhooks", "mail", "fulfilment jobs", "overdue", "unverified", "export files"):
         assert duty in text, duty
-
