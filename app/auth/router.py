@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, Response, status
 
 from app.auth import clients
-from app.auth.deps import Admin
+from app.auth.deps import Admin, TokenFirstRoute
 from app.auth.schemas import ClientCreate, ClientCreated, TokenResponse
 from app.auth.scopes import ROLE_SCOPES, Role
 from app.auth.tokens import issue_access_token
@@ -15,8 +15,8 @@ from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import AUTH_ERRORS, AppError, BadRequest
 from app.core.time import utcnow
 
-router = APIRouter(prefix="/v1/oauth", tags=["Auth"])
-clients_router = APIRouter(prefix="/v1/clients", tags=["Clients"])
+router = APIRouter(prefix="/v1/oauth", tags=["Auth"], route_class=TokenFirstRoute)
+clients_router = APIRouter(prefix="/v1/clients", tags=["Clients"], route_class=TokenFirstRoute)
 
 
 class InvalidClient(AppError):

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, status
 from fastapi.responses import Response
 
-from app.auth.deps import SourceManager
+from app.auth.deps import SourceManager, TokenFirstRoute
 from app.core.deps import NowDep, SessionDep, SettingsDep
 from app.core.errors import AUTH_ERRORS, CONFLICT, NOT_FOUND, VALIDATION
 from app.core.pagination import Page
@@ -18,7 +18,7 @@ from app.data_sources.schemas import (
     DataSourceTestResult,
 )
 
-router = APIRouter(prefix="/v1/data-sources", tags=["Data sources"])
+router = APIRouter(prefix="/v1/data-sources", tags=["Data sources"], route_class=TokenFirstRoute)
 
 SOURCE_NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {**NOT_FOUND[404], "description": "No such data source, or it was deleted."}

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.deps import Reader
+from app.auth.deps import Reader, TokenFirstRoute
 from app.core.config import Settings
 from app.core.deps import NowDep, SessionDep, SettingsDep
 from app.core.errors import AUTH_ERRORS, NOT_FOUND, VALIDATION, problem_response
@@ -19,7 +19,7 @@ from app.exports.schemas import ExportFormat, ExportPublic
 from app.models import DsrRequest, Export
 from app.requests.deps import RequestDep
 
-router = APIRouter(tags=["Exports"])
+router = APIRouter(tags=["Exports"], route_class=TokenFirstRoute)
 
 _CHUNK = 1 << 20
 

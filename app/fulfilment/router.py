@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path
 
-from app.auth.deps import Officer, Reader
+from app.auth.deps import Officer, Reader, TokenFirstRoute
 from app.core.deps import NowDep, SessionDep, SettingsDep
 from app.core.errors import ACTION_ERRORS, AUTH_ERRORS, VALIDATION, NotFound, problem_response
 from app.core.pagination import Page
@@ -23,7 +23,7 @@ from app.requests.deps import LockedRequest, RequestId
 from app.requests.schemas import RequestPublic
 from app.requests.service import request_public
 
-actions = APIRouter(prefix="/v1/requests", tags=["Request actions"])
+actions = APIRouter(prefix="/v1/requests", tags=["Request actions"], route_class=TokenFirstRoute)
 
 
 @actions.post(
@@ -109,7 +109,7 @@ async def lift_restriction(
     return request_public(dsr, settings, now)
 
 
-router = APIRouter(prefix="/v1/requests", tags=["Fulfilment tasks"])
+router = APIRouter(prefix="/v1/requests", tags=["Fulfilment tasks"], route_class=TokenFirstRoute)
 
 TaskId = Annotated[uuid.UUID, Path(description="The task's id (from `task.created`).")]
 TASK_NOT_FOUND: dict[int | str, dict[str, Any]] = {

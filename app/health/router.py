@@ -4,10 +4,11 @@ from fastapi import APIRouter
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.auth.deps import TokenFirstRoute
 from app.core.deps import SessionDep
 from app.core.errors import ServiceUnavailable
 
-router = APIRouter(tags=["Health"])
+router = APIRouter(tags=["Health"], route_class=TokenFirstRoute)
 
 
 @router.get("/healthz", summary="Liveness")

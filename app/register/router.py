@@ -4,14 +4,16 @@ import logging
 
 from fastapi import APIRouter
 
-from app.auth.deps import Reader
+from app.auth.deps import Reader, TokenFirstRoute
 from app.core.deps import SettingsDep
 from app.core.errors import AUTH_ERRORS, ServiceUnavailable
 from app.register.service import ProcessingRegister, load_register
 
 logger = logging.getLogger("app.register")
 
-router = APIRouter(prefix="/v1/processing-register", tags=["Processing register"])
+router = APIRouter(
+    prefix="/v1/processing-register", tags=["Processing register"], route_class=TokenFirstRoute
+)
 
 
 @router.get(

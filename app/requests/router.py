@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 
-from app.auth.deps import Officer, Reader, Submitter
+from app.auth.deps import Officer, Reader, Submitter, TokenFirstRoute
 from app.core.deps import CommitterDep, NowDep, SessionDep, SessionmakerDep, SettingsDep
 from app.core.errors import ACTION_ERRORS, AUTH_ERRORS, NOT_FOUND, VALIDATION
 from app.core.pagination import Page
@@ -27,8 +27,8 @@ from app.requests.schemas import (
     RequestSearch,
 )
 
-router = APIRouter(prefix="/v1/requests", tags=["Requests"])
-actions = APIRouter(prefix="/v1/requests", tags=["Request actions"])
+router = APIRouter(prefix="/v1/requests", tags=["Requests"], route_class=TokenFirstRoute)
+actions = APIRouter(prefix="/v1/requests", tags=["Request actions"], route_class=TokenFirstRoute)
 
 
 @router.post(

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, status
 from fastapi.responses import Response
 
-from app.auth.deps import require
+from app.auth.deps import TokenFirstRoute, require
 from app.auth.scopes import Principal, Scope
 from app.core.deps import NowDep, SessionDep, SettingsDep
 from app.core.errors import AUTH_ERRORS, NOT_FOUND, VALIDATION
@@ -20,7 +20,7 @@ from app.suppression.schemas import (
     SuppressionsAdded,
 )
 
-router = APIRouter(prefix="/v1/suppressions", tags=["Suppression"])
+router = APIRouter(prefix="/v1/suppressions", tags=["Suppression"], route_class=TokenFirstRoute)
 
 SuppressionChecker = Annotated[Principal, Depends(require(Scope.SUPPRESSIONS_CHECK))]
 SuppressionManager = Annotated[Principal, Depends(require(Scope.SUPPRESSIONS_MANAGE))]

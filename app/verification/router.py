@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 from fastapi.responses import Response
 
-from app.auth.deps import Submitter
+from app.auth.deps import Submitter, TokenFirstRoute
 from app.auth.scopes import Scope
 from app.core.deps import NowDep, SessionDep, SettingsDep
 from app.core.errors import ACTION_ERRORS, Forbidden, problem, problem_response
@@ -21,7 +21,7 @@ from app.verification.schemas import (
     VerificationBody,
 )
 
-router = APIRouter(prefix="/v1/requests", tags=["Request actions"])
+router = APIRouter(prefix="/v1/requests", tags=["Request actions"], route_class=TokenFirstRoute)
 
 VERIFICATION_ERRORS: dict[int | str, dict[str, Any]] = {
     **ACTION_ERRORS,

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, status
 from fastapi.responses import Response
 
-from app.auth.deps import WebhookManager
+from app.auth.deps import TokenFirstRoute, WebhookManager
 from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import AUTH_ERRORS, CONFLICT, NOT_FOUND, VALIDATION
 from app.core.pagination import Page
@@ -22,7 +22,7 @@ from app.webhooks.schemas import (
     WebhookSecretRotated,
 )
 
-router = APIRouter(prefix="/v1/webhooks", tags=["Webhooks"])
+router = APIRouter(prefix="/v1/webhooks", tags=["Webhooks"], route_class=TokenFirstRoute)
 
 ENDPOINT_NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {**NOT_FOUND[404], "description": "No such webhook endpoint, or it is not yours."}
