@@ -4,6 +4,7 @@ Every expected date below was checked against a calendar: the comment on each ca
 raw landing day, its weekday, and why it rolls (or not).
 """
 
+import time
 from calendar import monthrange
 from datetime import UTC, date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -454,6 +455,28 @@ def test_due_at_is_end_of_local_day_in_utc(
 )
 def test_local_date(instant: datetime, tz: ZoneInfo, expected: date) -> None:
     assert local_date(instant, tz) == expected
+
+
+@pytest.mark.parametrize("machine_zone", ["Asia/Tokyo", "America/Los_Angeles", "UTC"])
+@pytest.mark.parametrize(
+    ("naive", "expected"),
+    [
+        (datetime(2026, 6, 30, 23, 30), date(2026, 7, 1)),  # 00:30 BST next day
+        (datetime(2026, 12, 31, 23, 30), date(2026, 12, 31)),  # 23:30 GMT same day
+        (datetime(2027, 1, 1, 0, 30), date(2027, 1, 1)),  # just after midnight
+    ],
+)
+def test_naive_instants_are_utc_whatever_the_machine_zone(
+    monkeypatch: pytest.MonkeyPatch, machine_zone: str, naive: datetime, expected: date
+) -> None:
+    """SQLite hands back naive UTC timestamps: the server's own zone must never creep in."""
+    monkeypatch.setenv("TZ", machine_zone)
+    time.tzset()
+    try:
+        assert local_date(naive, LONDON) == expected
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 @pytest.mark.parametrize(
