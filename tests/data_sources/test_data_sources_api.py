@@ -28,7 +28,7 @@ from app.core.time import utcnow
 from app.data_sources import service as data_sources
 from app.demo import create_demo_crm, load_dataset_map
 from app.models import Client, DataSource
-from tests.conftest import TEST_SECRET_KEY, get_token, new_client
+from tests.conftest import ADMIN_ID, TEST_SECRET_KEY, get_token, new_client
 from tests.http_source_server import HttpSourceServer
 
 PROBLEM_JSON = "application/problem+json"
@@ -513,22 +513,26 @@ async def test_task_source_needs_an_active_assignee(
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "field"),
     [
-        {"name": "Has Caps", "kind": "task", "assignee_client_id": "x"},
-        {"name": "", "kind": "task", "assignee_client_id": "x"},
-        {"name": "a" * 101, "kind": "task", "assignee_client_id": "x"},
-        {"name": "ftp", "kind": "ftp", "host": "files"},
-        {"name": "extra", "kind": "http", "base_url": "https://x.example", "password": "p"},
-        {"name": "nomap", "kind": "sql", "url": "sqlite:///x.db"},
+        # A real assignee: the name rules, not the assignee check, must be what refuses these.
+        ({"name": "Has Caps", "kind": "task", "assignee_client_id": ADMIN_ID}, ["task", "name"]),
+        ({"name": "", "kind": "task", "assignee_client_id": ADMIN_ID}, ["task", "name"]),
+        ({"name": "a" * 101, "kind": "task", "assignee_client_id": ADMIN_ID}, ["task", "name"]),
+        ({"name": "ftp", "kind": "ftp", "host": "files"}, ["kind"]),
+        (
+            {"name": "extra", "kind": "http", "base_url": "https://x.example", "password": "p"},
+            ["http", "password"],
+        ),
+        ({"name": "nomap", "kind": "sql", "url": "sqlite:///x.db"}, ["sql", "dataset_map"]),
     ],
     ids=["caps", "empty", "long", "unknown-kind", "extra-field", "no-map"],
 )
 async def test_invalid_bodies_are_422(
-    client: AsyncClient, admin_headers: dict[str, str], body: dict[str, Any]
+    client: AsyncClient, admin_headers: dict[str, str], body: dict[str, Any], field: list[str]
 ) -> None:
     problem = await register(client, admin_headers, body, status=422)
-    assert problem["errors"]
+    assert [error["loc"] for error in problem["errors"]] == [["body", *field]]
 
 
 async def test_duplicate_name_is_409_and_free_again_after_delete(
