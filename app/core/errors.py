@@ -323,4 +323,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         # Type only: the message of an unexpected error could contain personal data.
         logger.error("unhandled error: %s", type(exc).__name__)
-        return problem(500, "Internal error", "The service could not process this request.")
+        # Starlette re-raises after this answer and uvicorn then drops the connection: say
+        # so, or a client reusing the connection sees it reset.
+        return problem(
+            500,
+            "Internal error",
+            "The service could not process this request.",
+            headers={"Connection": "close"},
+        )
