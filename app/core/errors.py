@@ -9,15 +9,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import (
-    DataError,
-    DBAPIError,
-    IntegrityError,
-    InterfaceError,
-    OperationalError,
-)
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+
+from app.core.db import database_unavailable, sqlstate
 
 logger = logging.getLogger("app.errors")
 
@@ -285,9 +281,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
-        # A dropped or unreachable database is transient: ask the caller to retry.
-        if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
-            logger.warning("database unavailable: %s", type(exc.orig).__name__)
+        # A dropped, unreachable, starting or recovering database is transient: ask the
+        # caller to retry.
+        if database_unavailable(exc):
+            logger.warning(
+                "database unavailable: %s (SQLSTATE %s)", type(exc.orig).__name__, sqlstate(exc)
+            )
             return problem(
                 503,
                 "Service unavailable",
