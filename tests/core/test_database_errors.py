@@ -2,18 +2,22 @@
 
 import asyncio
 from collections import Counter
+from datetime import timedelta
 
 import asyncpg
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.auth.clients import get_by_client_id
 from app.auth.scopes import ROLE_SCOPES, Role
 from app.auth.tokens import issue_access_token
 from app.core.config import Settings
+from app.core.db import database_unavailable
 from app.core.deps import SessionDep
+from app.core.group_commit import GroupCommitter, Write
 from app.core.time import utcnow
 from app.main import create_app
 from app.models import Client, metadata
@@ -188,3 +192,33 @@ async def test_postgres_crash_and_startup_answer_503_with_retry_after_never_500(
                 await restarting  # so that cleanup stops a started server, not a starting one
             assert statuses[503], statuses
             _assert_served(await _traffic(client, headers))
+
+
+async def test_group_commit_tries_a_starting_up_postgres_once_per_batch() -> None:
+    # A batch failing on a write's rows is retried write by write; a batch failing because
+    # the server cannot serve must not be: that is one more connection attempt per intake
+    # against a server that is recovering.
+    with postgres_server() as server:
+        await _create_schema(server.url)
+        engine = create_async_engine(server.url)
+        attempts: list[None] = []
+        event.listen(engine.sync_engine, "do_connect", lambda *_: attempts.append(None))
+        committer = GroupCommitter(engine)
+        used = metadata.tables["used_assertions"]
+        expires_at = utcnow() + timedelta(hours=1)
+        writes = [
+            Write(rows=[(used, [{"issuer": "crm", "jti": f"j{n}", "expires_at": expires_at}])])
+            for n in range(8)
+        ]
+        try:
+            server.crash()
+            await asyncio.to_thread(server.start, standby=True)
+            await _assert_starting_up(server)
+            # Queued together, so the committer takes them as one batch.
+            outcomes = await asyncio.gather(
+                *(committer.write(write) for write in writes), return_exceptions=True
+            )
+        finally:
+            await engine.dispose()
+    assert all(isinstance(o, Exception) and database_unavailable(o) for o in outcomes), outcomes
+    assert len(attempts) == 1, attempts
