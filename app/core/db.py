@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -31,10 +32,12 @@ def sqlstate(exc: DBAPIError) -> str | None:
 
 def database_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` means the database cannot serve now (retry shortly), not that this
-    request is at fault: a lost, refused or timed-out connection, or a server that is
-    starting up, recovering, shutting down or full."""
-    if isinstance(exc, OSError):
-        return True  # refused, reset or timed out before the driver wrapped it
+    request is at fault: a lost, refused or timed-out connection, no free connection in the
+    pool, or a server that is starting up, recovering, shutting down or full."""
+    if isinstance(exc, OSError | PoolTimeout):
+        # Refused, reset or timed out before the driver wrapped it; or every pooled
+        # connection stayed busy for the pool's whole timeout.
+        return True
     if not isinstance(exc, DBAPIError):
         return False
     if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -305,6 +306,18 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         logger.error("database error: %s", type(exc.orig).__name__)
         return problem(500, "Internal error", "The service could not process this request.")
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(_request: Request, _exc: PoolTimeout) -> JSONResponse:
+        # Every connection stayed busy for the pool's timeout: a burst, not this request.
+        logger.warning("database pool exhausted")
+        return problem(
+            503,
+            "Service unavailable",
+            "The service is busy; retry shortly.",
+            slug="unavailable",
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(OSError)
     async def _infrastructure_error(_request: Request, exc: OSError) -> JSONResponse:

@@ -15,7 +15,7 @@ from app.auth.clients import get_by_client_id
 from app.auth.scopes import ROLE_SCOPES, Role
 from app.auth.tokens import issue_access_token
 from app.core.config import Settings
-from app.core.db import database_unavailable
+from app.core.db import create_sessionmaker, database_unavailable
 from app.core.deps import SessionDep
 from app.core.group_commit import GroupCommitter, Write
 from app.core.time import utcnow
@@ -113,6 +113,24 @@ def _assert_retry_later(response: Response) -> None:
     assert response.status_code == 503, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.headers["retry-after"].isdigit(), response.headers
+
+
+async def test_exhausted_connection_pool_is_503_with_retry_after(database_url: str) -> None:
+    app = create_app(make_settings(database_url))
+    # One connection, and a caller waits half a second for it (30 s by default).
+    await app.state.engine.dispose()
+    app.state.engine = create_async_engine(
+        database_url, pool_size=1, max_overflow=0, pool_timeout=0.5
+    )
+    app.state.sessionmaker = create_sessionmaker(app.state.engine)
+    async with app.router.lifespan_context(app):
+        transport = ASGITransport(app=app, raise_app_exceptions=False)
+        async with AsyncClient(transport=transport, base_url="http://t") as client:
+            headers = await _admin_headers(client)
+            async with app.state.engine.connect():  # holds the only connection
+                listed = await client.get("/v1/requests", headers=headers)
+            assert (await client.get("/v1/requests", headers=headers)).status_code == 200
+    _assert_retry_later(listed)
 
 
 # ------------------------------------------------- a PostgreSQL that crashes and starts up
