@@ -1,4 +1,5 @@
-"""Async engine and the session dependency that owns each request's transaction."""
+"""Async engine, the session dependency that owns each request's transaction, and which
+database errors mean "cannot serve now"."""
 
 import logging
 from collections.abc import AsyncIterator
@@ -6,6 +7,8 @@ from typing import Any
 
 from fastapi import Request
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -14,6 +17,33 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.core.config import Settings
+
+# SQLSTATEs of a server that cannot serve now but will: admin shutdown (57P01, also "unexpected
+# postmaster exit"), crash shutdown (57P02), cannot connect now (57P03: starting up, shutting
+# down, in recovery), too many connections (53300). Class 08 (connection exception) as well.
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def sqlstate(exc: DBAPIError) -> str | None:
+    """The SQLSTATE the server answered, where the driver reports one (asyncpg, psycopg)."""
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return code if isinstance(code, str) else None
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot serve now (retry shortly), not that this
+    request is at fault: a lost, refused or timed-out connection, no free connection in the
+    pool, or a server that is starting up, recovering, shutting down or full."""
+    if isinstance(exc, OSError | PoolTimeout):
+        # Refused, reset or timed out before the driver wrapped it; or every pooled
+        # connection stayed busy for the pool's whole timeout.
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+        return True
+    code = sqlstate(exc)
+    return code is not None and (code.startswith("08") or code in _UNAVAILABLE_SQLSTATES)
 
 
 def create_engine(settings: Settings) -> AsyncEngine:

@@ -9,15 +9,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import (
-    DataError,
-    DBAPIError,
-    IntegrityError,
-    InterfaceError,
-    OperationalError,
-)
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+
+from app.core.db import database_unavailable, sqlstate
 
 logger = logging.getLogger("app.errors")
 
@@ -285,9 +282,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
-        # A dropped or unreachable database is transient: ask the caller to retry.
-        if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
-            logger.warning("database unavailable: %s", type(exc.orig).__name__)
+        # A dropped, unreachable, starting or recovering database is transient: ask the
+        # caller to retry.
+        if database_unavailable(exc):
+            logger.warning(
+                "database unavailable: %s (SQLSTATE %s)", type(exc.orig).__name__, sqlstate(exc)
+            )
             return problem(
                 503,
                 "Service unavailable",
@@ -307,6 +307,18 @@ def install_error_handlers(app: FastAPI) -> None:
         logger.error("database error: %s", type(exc.orig).__name__)
         return problem(500, "Internal error", "The service could not process this request.")
 
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(_request: Request, _exc: PoolTimeout) -> JSONResponse:
+        # Every connection stayed busy for the pool's timeout: a burst, not this request.
+        logger.warning("database pool exhausted")
+        return problem(
+            503,
+            "Service unavailable",
+            "The service is busy; retry shortly.",
+            slug="unavailable",
+            headers={"Retry-After": "1"},
+        )
+
     @app.exception_handler(OSError)
     async def _infrastructure_error(_request: Request, exc: OSError) -> JSONResponse:
         # Refused or timed-out connections (the database before the driver wraps them).
@@ -323,4 +335,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         # Type only: the message of an unexpected error could contain personal data.
         logger.error("unhandled error: %s", type(exc).__name__)
-        return problem(500, "Internal error", "The service could not process this request.")
+        # Starlette re-raises after this answer and uvicorn then drops the connection: say
+        # so, or a client reusing the connection sees it reset.
+        return problem(
+            500,
+            "Internal error",
+            "The service could not process this request.",
+            headers={"Connection": "close"},
+        )

@@ -9,7 +9,9 @@ acknowledged that is not durable.
 
 Writes stay atomic and independent: when a shared transaction fails on one write's rows (a
 reused idempotency key, a replayed assertion, a value out of range), each write is retried in
-a transaction of its own, so only the offending caller gets the error.
+a transaction of its own, so only the offending caller gets the error. When the database
+itself cannot serve (unreachable, starting up, recovering: ``database_unavailable``), no
+write is to blame: every caller in the batch gets that error (503) and nothing is retried.
 """
 
 import asyncio
@@ -18,8 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Table, insert
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.core.db import database_unavailable
 
 # Bounds one transaction's statements (PostgreSQL allows 32,767 parameters per statement).
 MAX_WRITES_PER_TRANSACTION = 64
@@ -88,10 +92,10 @@ class GroupCommitter:
             try:
                 async with self._engine.begin() as connection:
                     await _insert(connection, [p.write for p in batch])
-            except (OperationalError, InterfaceError):
-                raise
             except DBAPIError as exc:
-                if exc.connection_invalidated:
+                if database_unavailable(exc):
+                    # The database failed, not a write: every caller hears so (503), and a
+                    # recovering server is not hit once more per write.
                     raise
                 # One write's rows were refused: find out whose, each in its own transaction.
                 for pending in batch:

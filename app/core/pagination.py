@@ -5,7 +5,7 @@ import base64
 import binascii
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -47,11 +47,16 @@ def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         created_at, row_id = json.loads(_unb64(cursor))
+        # Any JSON can arrive here: uuid.UUID(1) raises AttributeError, not ValueError.
+        if not isinstance(created_at, str) or not isinstance(row_id, str):
+            raise ValueError("not a cursor")
         parsed = datetime.fromisoformat(created_at)
         if parsed.tzinfo is None:
             raise ValueError("naive")
-        return parsed, uuid.UUID(row_id)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        # Rows are compared in UTC: an offset that moves the instant out of datetime's range
+        # (year 1 at +14:00) raises OverflowError here, not later in the database driver.
+        return parsed.astimezone(UTC), uuid.UUID(row_id)
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise _invalid() from None
 
 

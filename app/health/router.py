@@ -23,5 +23,7 @@ async def readyz(session: SessionDep) -> dict[str, str]:
     try:
         await session.execute(text("SELECT 1"))
     except (SQLAlchemyError, OSError):
-        raise ServiceUnavailable("The database cannot be reached.") from None
+        raise ServiceUnavailable(
+            "The database cannot be reached.", headers={"Retry-After": "1"}
+        ) from None
     return {"status": "ready"}

@@ -1,21 +1,29 @@
 """Database failures answer problem+json with a status the caller can act on, never 500."""
 
 import asyncio
+from collections import Counter
+from datetime import timedelta
 
+import asyncpg
 import pytest
 from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
+from httpx import ASGITransport, AsyncClient, Response
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.auth.clients import get_by_client_id
 from app.auth.scopes import ROLE_SCOPES, Role
 from app.auth.tokens import issue_access_token
 from app.core.config import Settings
+from app.core.db import create_sessionmaker, database_unavailable
 from app.core.deps import SessionDep
+from app.core.group_commit import GroupCommitter, Write
 from app.core.time import utcnow
 from app.main import create_app
-from app.models import Client
-from tests.conftest import TEST_SECRET_KEY, make_settings
+from app.models import Client, metadata
+from tests.conftest import ADMIN_ID, ADMIN_SECRET, TEST_SECRET_KEY, get_token, make_settings
 from tests.factories import request_body
+from tests.postgres_server import PostgresServer, postgres_server
 
 
 def bearer_token(client_id: str, role: Role) -> str:
@@ -94,3 +102,141 @@ async def test_uniqueness_race_is_409_and_rolled_back(database_url: str) -> None
             assert await get_by_client_id(session, "twin") is None
     assert response.status_code == 409
     assert response.json()["title"] == "Conflict"
+
+
+async def _admin_headers(client: AsyncClient) -> dict[str, str]:
+    token = await get_token(client, ADMIN_ID, ADMIN_SECRET)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _assert_retry_later(response: Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"].isdigit(), response.headers
+
+
+async def test_exhausted_connection_pool_is_503_with_retry_after(database_url: str) -> None:
+    app = create_app(make_settings(database_url))
+    # One connection, and a caller waits half a second for it (30 s by default).
+    await app.state.engine.dispose()
+    app.state.engine = create_async_engine(
+        database_url, pool_size=1, max_overflow=0, pool_timeout=0.5
+    )
+    app.state.sessionmaker = create_sessionmaker(app.state.engine)
+    async with app.router.lifespan_context(app):
+        transport = ASGITransport(app=app, raise_app_exceptions=False)
+        async with AsyncClient(transport=transport, base_url="http://t") as client:
+            headers = await _admin_headers(client)
+            async with app.state.engine.connect():  # holds the only connection
+                listed = await client.get("/v1/requests", headers=headers)
+            assert (await client.get("/v1/requests", headers=headers)).status_code == 200
+    _assert_retry_later(listed)
+
+
+# ------------------------------------------------- a PostgreSQL that crashes and starts up
+
+
+async def _create_schema(url: str) -> None:
+    engine = create_async_engine(url)
+    async with engine.begin() as connection:
+        await connection.run_sync(metadata.create_all)
+    await engine.dispose()
+
+
+async def _traffic(client: AsyncClient, headers: dict[str, str]) -> list[Response]:
+    """Intakes arriving together (one shared transaction), a list, and the readiness probe."""
+    return list(
+        await asyncio.gather(
+            *(client.post("/v1/requests", headers=headers, json=request_body()) for _ in range(8)),
+            client.get("/v1/requests", headers=headers),
+            client.get("/readyz"),
+        )
+    )
+
+
+def _assert_served(responses: list[Response]) -> None:
+    assert [r.status_code for r in responses] == [201] * 8 + [200, 200], [r.text for r in responses]
+
+
+async def _assert_starting_up(server: PostgresServer) -> None:
+    """The server answers what it answers while starting up: SQLSTATE 57P03."""
+    with pytest.raises(asyncpg.CannotConnectNowError):
+        await asyncpg.connect(host="127.0.0.1", port=server.port, user="postgres", timeout=5)
+
+
+async def test_postgres_crash_and_startup_answer_503_with_retry_after_never_500() -> None:
+    with postgres_server() as server:
+        await _create_schema(server.url)
+        app = create_app(make_settings(server.url))
+        transport = ASGITransport(app=app, raise_app_exceptions=False)
+        async with (
+            app.router.lifespan_context(app),
+            AsyncClient(transport=transport, base_url="http://t") as client,
+        ):
+            headers = await _admin_headers(client)
+            _assert_served(await _traffic(client, headers))
+
+            # Crashed: pooled connections are dead (57P01), new ones are refused.
+            server.crash()
+            for response in await _traffic(client, headers):
+                _assert_retry_later(response)
+
+            # Restarted but not yet serving: every connection is refused with 57P03, held
+            # there (standby, no hot standby) so the test does not race the startup.
+            await asyncio.to_thread(server.start, standby=True)
+            await _assert_starting_up(server)
+            for _ in range(3):
+                for response in await _traffic(client, headers):
+                    _assert_retry_later(response)
+
+            # Ready: served again.
+            await asyncio.to_thread(server.promote)
+            _assert_served(await _traffic(client, headers))
+
+            # A real crash restart, with requests arriving throughout: never a 500.
+            server.crash()
+            restarting = asyncio.create_task(asyncio.to_thread(server.start))
+            statuses: Counter[int] = Counter()
+            try:
+                while not restarting.done():
+                    for response in await _traffic(client, headers):
+                        statuses[response.status_code] += 1
+                        if response.status_code != 503:
+                            assert response.status_code in (200, 201), response.text
+                        else:
+                            _assert_retry_later(response)
+                    await asyncio.sleep(0.01)
+            finally:
+                await restarting  # so that cleanup stops a started server, not a starting one
+            assert statuses[503], statuses
+            _assert_served(await _traffic(client, headers))
+
+
+async def test_group_commit_tries_a_starting_up_postgres_once_per_batch() -> None:
+    # A batch failing on a write's rows is retried write by write; a batch failing because
+    # the server cannot serve must not be: that is one more connection attempt per intake
+    # against a server that is recovering.
+    with postgres_server() as server:
+        await _create_schema(server.url)
+        engine = create_async_engine(server.url)
+        attempts: list[None] = []
+        event.listen(engine.sync_engine, "do_connect", lambda *_: attempts.append(None))
+        committer = GroupCommitter(engine)
+        used = metadata.tables["used_assertions"]
+        expires_at = utcnow() + timedelta(hours=1)
+        writes = [
+            Write(rows=[(used, [{"issuer": "crm", "jti": f"j{n}", "expires_at": expires_at}])])
+            for n in range(8)
+        ]
+        try:
+            server.crash()
+            await asyncio.to_thread(server.start, standby=True)
+            await _assert_starting_up(server)
+            # Queued together, so the committer takes them as one batch.
+            outcomes = await asyncio.gather(
+                *(committer.write(write) for write in writes), return_exceptions=True
+            )
+        finally:
+            await engine.dispose()
+    assert all(isinstance(o, Exception) and database_unavailable(o) for o in outcomes), outcomes
+    assert len(attempts) == 1, attempts

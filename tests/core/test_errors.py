@@ -4,15 +4,18 @@ The personal data used here is distinctive (``NEEDLES``) so that any echo of it 
 body or a log record is caught, whatever the surrounding text.
 """
 
+import asyncio
 import json
 import logging
 import random
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, BasicAuth, Response
 from sqlalchemy import text
@@ -588,6 +591,34 @@ async def test_unexpected_error_is_problem_500_without_its_message(
     records = [record for record in caplog.records if record.name == "app.errors"]
     assert records and "RuntimeError" in records[0].getMessage()
     assert not any(leaked(record.getMessage()) for record in caplog.records)
+
+
+async def test_unexpected_error_announces_that_the_connection_closes(app: FastAPI) -> None:
+    # Starlette re-raises after answering a 500 and uvicorn then drops the connection: the
+    # answer must say so, or a client reusing the connection sees it reset.
+    async def explode() -> None:
+        raise RuntimeError("boom")
+
+    app.add_api_route("/__test__/explode", explode, methods=["GET"], include_in_schema=False)
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()  # connections queue until uvicorn accepts them: no wait for startup
+    port = listening.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="critical"))
+    serving = asyncio.create_task(server.serve(sockets=[listening]))
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /__test__/explode HTTP/1.1\r\nHost: t\r\n\r\n")
+        await writer.drain()
+        # Reads to the end: returns only because the server closes the connection.
+        raw = await asyncio.wait_for(reader.read(), timeout=10)
+        writer.close()
+    finally:
+        server.should_exit = True
+        await serving
+    head = raw.split(b"\r\n\r\n", 1)[0].decode().lower().split("\r\n")
+    assert head[0] == "http/1.1 500 internal server error"
+    assert "connection: close" in head, head
 
 
 def _enable_debug_everywhere(caplog: pytest.LogCaptureFixture) -> None:
