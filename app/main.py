@@ -18,7 +18,11 @@ from app.core.config import Settings, get_settings, settings_problems
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.group_commit import GroupCommitter
-from app.core.middleware import AccessLogMiddleware, BodyHygieneMiddleware
+from app.core.middleware import (
+    AccessLogMiddleware,
+    BodyHygieneMiddleware,
+    UnexpectedErrorMiddleware,
+)
 from app.core.time import utcnow
 from app.data_sources import router as data_sources_api
 from app.demo.source import ensure_demo_source
@@ -188,6 +192,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     register_webhook_docs(app, request_event=RequestWebhookEvent)
     app.add_middleware(BodyHygieneMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware, routes=app.router.routes)
+    # Outermost of ours: whatever fails below becomes a 500 whose message is never logged.
+    app.add_middleware(UnexpectedErrorMiddleware)
     # In this order, so the OpenAPI document lists paths as officers read them.
     for router in (
         auth_api.router,

@@ -330,16 +330,3 @@ def install_error_handlers(app: FastAPI) -> None:
             slug="unavailable",
             headers={"Retry-After": "1"},
         )
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        # Type only: the message of an unexpected error could contain personal data.
-        logger.error("unhandled error: %s", type(exc).__name__)
-        # Starlette re-raises after this answer and uvicorn then drops the connection: say
-        # so, or a client reusing the connection sees it reset.
-        return problem(
-            500,
-            "Internal error",
-            "The service could not process this request.",
-            headers={"Connection": "close"},
-        )

@@ -1,8 +1,10 @@
-"""Pure ASGI middleware: body hygiene and an access log that never records query strings."""
+"""Pure ASGI middleware: body hygiene, an access log that never records query strings, and the
+last line of defence that turns an unexpected error into a 500 without logging its message."""
 
 import logging
 import re
 import time
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.core.errors import problem
 
 access_logger = logging.getLogger("app.access")
+error_logger = logging.getLogger("app.errors")
 
 FORM_PATHS = {"/v1/oauth/token"}
 JSON_TYPES = ("application/json",)
@@ -207,3 +210,46 @@ class AccessLogMiddleware:
             if route.matches(scope)[0] is Match.FULL:
                 return route
         return None
+
+
+class UnexpectedErrorMiddleware:
+    """A 500 problem for any error nothing else handled, logged without its message.
+
+    Starlette's own last handler re-raises, and the server then logs the traceback with the
+    exception's message, which can hold personal data. Here the error stops: the log gets its
+    type and where it happened (file, line, function), and the client a 500 that says the
+    connection closes.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            frames = "; ".join(
+                f"{frame.filename}:{frame.lineno} in {frame.name}"
+                for frame in traceback.extract_tb(exc.__traceback__)
+            )
+            error_logger.error("unhandled error: %s at %s", type(exc).__name__, frames)
+            if started:
+                return  # part of the answer is out: the server closes the connection
+            await problem(
+                500,
+                "Internal error",
+                "The service could not process this request.",
+                # Say it, so a client reusing the connection does not see it reset.
+                headers={"Connection": "close"},
+            )(scope, receive, send)

@@ -621,6 +621,43 @@ async def test_unexpected_error_announces_that_the_connection_closes(app: FastAP
     assert "connection: close" in head, head
 
 
+async def test_an_unexpected_error_is_never_logged_with_its_message(
+    app: FastAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server must not print the traceback with the message: messages can name people."""
+
+    async def explode() -> None:
+        raise RuntimeError(f"lookup failed for {GOOD_EMAIL}")
+
+    app.add_api_route("/__test__/leak", explode, methods=["GET"], include_in_schema=False)
+    _enable_debug_everywhere(caplog)
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    port = listening.getsockname()[1]
+    # log_config=None: uvicorn keeps its loggers propagating, so the capture sees them.
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_config=None))
+    serving = asyncio.create_task(server.serve(sockets=[listening]))
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /__test__/leak HTTP/1.1\r\nHost: t\r\n\r\n")
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.read(), timeout=10)
+        writer.close()
+    finally:
+        server.should_exit = True
+        await serving
+    assert raw.startswith(b"HTTP/1.1 500")
+    assert GOOD_EMAIL.encode() not in raw
+    assert _log_leaks(caplog) == []
+    # What an operator needs is still there: the error's type and where it happened.
+    assert any(
+        "unhandled error: RuntimeError at" in record.getMessage()
+        and "explode" in record.getMessage()
+        for record in caplog.records
+    )
+
+
 def _enable_debug_everywhere(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     for name in list(logging.root.manager.loggerDict):
