@@ -120,7 +120,9 @@ async def download_export(
     The JSON document holds every record, table by table with each column's data category,
     plus the supplementary information (purposes, recipients, retention, your rights). The
     CSV zip holds one file per data category, `manifest.json` with each file's SHA-256, and
-    `supplementary_information.json`. Spreadsheet formulas are neutralised in CSV cells.
+    `supplementary_information.json`. In CSV cells, text a spreadsheet would run as a formula
+    gets a leading apostrophe (numbers such as `+441632960001` stay as they are; the rule is
+    in docs/exports.md).
     The download is recorded on the request's audit trail.
 
     `fulfil` answers at once and the worker writes the files afterwards: wait until the

@@ -228,9 +228,9 @@ async def test_csv_zip_has_one_file_per_category_and_a_manifest(tmp_path: Path) 
     assert contact == [
         ["source", "table", "record_id", "email", "name", "delivery_phone"],
         ["crm", "contacts", "1", "jane.doe@example.com", "Jane Doe", ""],
-        ["crm", "orders", "10", "jane.doe@example.com", "", "'+441632960001"],
+        ["crm", "orders", "10", "jane.doe@example.com", "", "+441632960001"],
         ["crm", "orders", "11", "jane.doe@example.com", "", ""],
-        ["crm", "orders", "12", "jane.doe@example.com", "", "'+441632960001"],
+        ["crm", "orders", "12", "jane.doe@example.com", "", "+441632960001"],
     ]
     assert csv_rows(entries["financial.csv"]) == [
         ["source", "table", "record_id", "total", "placed_at"],
@@ -323,7 +323,7 @@ async def test_formula_cells_are_neutralised_numbers_untouched(tmp_path: Path, r
         ColumnInfo("mixed", "misc", False),
         ColumnInfo("number", "misc", False),
     )
-    hostile = ["=1+1", "+44 20", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd", "safe", "a=b"]
+    hostile = ["=1+1", "+44 20", "-2+3", "@SUM(A1)", "\t=cmd", "\r+cmd", "safe", "a=b"]
     rows = [
         (index, value, value, value if index % 2 else -index, -index - 0.5)
         for index, value in enumerate(hostile * repeat)
@@ -332,7 +332,7 @@ async def test_formula_cells_are_neutralised_numbers_untouched(tmp_path: Path, r
     parsed = csv_rows(read_zip(files["csv"].path)["misc.csv"])
 
     assert parsed[0][3:] == ["id", "'=HYPERLINK(1)", "text", "mixed", "number"]
-    expected = ["'=1+1", "'+44 20", "'-2+3", "'@SUM(A1)", "'\tcmd", "'\rcmd", "safe", "a=b"]
+    expected = ["'=1+1", "'+44 20", "'-2+3", "'@SUM(A1)", "'\t=cmd", "'\r+cmd", "safe", "a=b"]
     for index, row in enumerate(parsed[1 : len(hostile) + 1]):
         assert row[4] == expected[index]
         assert row[5] == expected[index]

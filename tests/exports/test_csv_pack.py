@@ -1,0 +1,137 @@
+"""The CSV pack as a reader sees it: only the cells a spreadsheet would run neutralised
+(reversibly)."""
+
+import asyncio
+import csv
+import io
+import json
+import zipfile
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.data_sources.connectors.base import ColumnInfo, RecordBatch
+from app.exports import encoding
+from app.exports.writer import ExportFile, write_exports
+
+HEADER = {"export": {"request_id": "r-1", "request_type": "access"}}
+
+
+def batch(table: str, columns: tuple[ColumnInfo, ...], rows: list[tuple[Any, ...]]) -> RecordBatch:
+    return RecordBatch(source="crm", table=table, columns=columns, record_id_index=0, rows=rows)
+
+
+async def stream(batches: Iterable[RecordBatch]) -> AsyncIterator[RecordBatch]:
+    for item in batches:
+        await asyncio.sleep(0)
+        yield item
+
+
+async def export(tmp_path: Path, batches: Iterable[RecordBatch]) -> dict[str, ExportFile]:
+    return await write_exports(
+        stream(batches), directory=tmp_path / "out", formats=("json", "csv"), header=HEADER
+    )
+
+
+def read_pack(file: ExportFile) -> dict[str, bytes]:
+    with zipfile.ZipFile(file.path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def csv_rows(data: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+
+
+def restored(cell: str) -> str:
+    """docs/exports.md's rule for undoing neutralisation: drop the apostrophe that was added."""
+    rest = cell[1:]
+    return rest if cell.startswith("'") and encoding.neutralise(rest) == cell else cell
+
+
+# ---------------------------------------------------------------- formulas
+
+
+# (text as held, CSV cell): only what a spreadsheet would evaluate gets the apostrophe.
+NEUTRALISED = [
+    ("=1+1", "'=1+1"),
+    ("@SUM(A1)", "'@SUM(A1)"),
+    ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+    ("-2+3", "'-2+3"),
+    ("+44 20 7946 0000", "'+44 20 7946 0000"),
+    ("+1-555-0100", "'+1-555-0100"),
+    ("-12.5.1", "'-12.5.1"),
+    ("-", "'-"),
+    ("+", "'+"),
+    ("\t=1+1", "'\t=1+1"),
+    ("\r@SUM(A1)", "'\r@SUM(A1)"),
+    ("\n-2+3", "'\n-2+3"),
+    (" =1+1", "' =1+1"),
+    # Apostrophes before a formula get one more, so that the rule can be undone exactly.
+    ("'=1+1", "''=1+1"),
+    ("''+cmd", "'''+cmd"),
+]
+# Numbers, and text that is no formula, as held.
+UNTOUCHED = [
+    "+441632960001",
+    "-12.5",
+    "+0.5",
+    "-3",
+    "\tcmd",
+    "\rcmd",
+    " plain",
+    "'quoted",
+    "'+441632960001",
+    "'",
+    "a=b",
+    "1-2",
+    "jane@example.com",
+]
+
+
+@pytest.mark.parametrize("repeat", [1, 50], ids=["distinct", "repeated"])
+async def test_only_what_a_spreadsheet_would_evaluate_is_neutralised(
+    tmp_path: Path, repeat: int
+) -> None:
+    cases = [*NEUTRALISED, *((text, text) for text in UNTOUCHED)]
+    columns = (
+        ColumnInfo("id", "misc", False),
+        ColumnInfo("text", "misc", True),
+        ColumnInfo("=HYPERLINK(1)", "misc", True),  # a hostile column name
+        ColumnInfo("+44", "misc", True),
+    )
+    rows = [(index, text, text, None) for index, (text, _) in enumerate(cases * repeat)]
+    files = await export(tmp_path, [batch("t", columns, rows)])
+    parsed = csv_rows(read_pack(files["csv"])["misc.csv"])
+
+    assert parsed[0][3:] == ["id", "text", "'=HYPERLINK(1)", "+44"]
+    cells = [row[4] for row in parsed[1:]]
+    assert cells == [cell for _, cell in cases] * repeat
+    assert [restored(cell) for cell in cells] == [text for text, _ in cases] * repeat
+    # The same rule value by value (header cells, sources that encode one value at a time).
+    assert [encoding.neutralise(text) for text, _ in cases] == [cell for _, cell in cases]
+    # JSON is never altered.
+    (block,) = json.loads(files["json"].path.read_bytes())["tables"]
+    assert [row["text"] for row in block["rows"]] == [text for text, _ in cases] * repeat
+
+
+def cell_value(cell: str) -> str:
+    (row,) = csv.reader(io.StringIO(cell, newline=""))
+    return str(row[0])
+
+
+@pytest.mark.parametrize("text", [text for text, _ in NEUTRALISED] + UNTOUCHED)
+def test_a_column_is_neutralised_as_its_values_are_one_by_one(text: str) -> None:
+    # Alone among plain text, and among numbers that look like formulas to a quick scan.
+    for neighbours in (["plain", "a, b"], ["+441632960001", "-12.5"]):
+        column = [*neighbours, text, *neighbours]
+        cells = [cell_value(cell) for cell in encoding.csv_column(column)]
+        assert cells == [encoding.neutralise(value) for value in column]
+
+
+def test_text_holding_a_nul_is_neutralised_as_any_other() -> None:
+    # The column is scanned joined by NULs: one inside a text must not hide a formula.
+    for text in ("+12\x00abc", "-1\x00=x"):
+        assert encoding.neutralise(text) == "'" + text
+        assert list(encoding.csv_column([text, "plain"])) == ["'" + text, "plain"]
