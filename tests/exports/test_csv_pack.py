@@ -1,5 +1,5 @@
-"""The CSV pack as a reader sees it: only the cells a spreadsheet would run neutralised
-(reversibly)."""
+"""The CSV pack as a reader sees it: unique column names, and only the cells a spreadsheet
+would run neutralised (reversibly)."""
 
 import asyncio
 import csv
@@ -48,6 +48,64 @@ def restored(cell: str) -> str:
     """docs/exports.md's rule for undoing neutralisation: drop the apostrophe that was added."""
     rest = cell[1:]
     return rest if cell.startswith("'") and encoding.neutralise(rest) == cell else cell
+
+
+# ---------------------------------------------------------------- column names
+
+
+async def test_column_names_are_unique_and_say_which_table_a_clash_came_from(
+    tmp_path: Path,
+) -> None:
+    preferences = (
+        ColumnInfo("id", "marketing", False),
+        ColumnInfo("channel", "marketing", True),
+        ColumnInfo("source", "marketing", False),  # clashes with the leading "source"
+        ColumnInfo("Table", "marketing", False),  # and with "table", but for its case
+    )
+    signups = (
+        ColumnInfo("signup_id", "marketing", False),
+        ColumnInfo("channel", "marketing", True),  # the same column: one column for both
+        ColumnInfo("SOURCE", "marketing", False),
+    )
+    tickets = (
+        ColumnInfo("record_id", "marketing", False),  # the record's own key, named as the lead
+        ColumnInfo("subject", "marketing", True),
+    )
+    files = await export(
+        tmp_path,
+        [
+            batch("preferences", preferences, [(1, "email", "web form", "t")]),
+            batch("signups", signups, [(7, "post", "trade fair")]),
+            batch("tickets", tickets, [("T-9", "Refund")]),
+        ],
+    )
+    rows = csv_rows(read_pack(files["csv"])["marketing.csv"])
+
+    assert rows[0] == [
+        "source",
+        "table",
+        "record_id",
+        "id",
+        "channel",
+        "preferences.source",
+        "preferences.Table",
+        "signup_id",
+        "signups.SOURCE",
+        "subject",
+    ]
+    assert len({name.casefold() for name in rows[0]}) == len(rows[0])
+    assert rows[1:] == [
+        ["crm", "preferences", "1", "1", "email", "web form", "t", "", "", ""],
+        ["crm", "signups", "7", "", "post", "", "", "7", "trade fair", ""],
+        ["crm", "tickets", "T-9", "", "", "", "", "", "", "Refund"],
+    ]
+    # The JSON document keeps every table's own column names.
+    document = json.loads(files["json"].path.read_bytes())
+    assert [list(block["columns"]) for block in document["tables"]] == [
+        ["id", "channel", "source", "Table"],
+        ["signup_id", "channel", "SOURCE"],
+        ["record_id", "subject"],
+    ]
 
 
 # ---------------------------------------------------------------- formulas
