@@ -7,7 +7,9 @@ each category becomes one zip entry: the header, then its parts, widened with bl
 for columns that later tables added, CRLF line ends throughout, hashed as written.
 
 A reader joins a record's lines across files by ``source,table,record_id``, so header names
-are unique in each file (a clash is named ``<table>.<column>``).
+are unique in each file (a clash is named ``<table>.<column>``), and a table's links to
+other rows alone (the customer number every table repeats) make no line: every count in the
+manifest is of records, as in the JSON document's summary.
 """
 
 import csv
@@ -42,7 +44,8 @@ from app.exports.files import (
 
 __all__ = ["LEAD", "MANIFEST_VERSION", "CsvWriter"]
 
-MANIFEST_VERSION = 1
+# 2: each file lists its "records" (1 listed "rows", and counted links-only lines).
+MANIFEST_VERSION = 2
 # The first cells of every line: which record it is.
 LEAD = ("source", "table", "record_id")
 _LEAD_FOLDED = frozenset(name.casefold() for name in LEAD)
@@ -135,8 +138,16 @@ class CsvWriter:
         by_category: dict[str, list[int]] = {}
         for index, column in enumerate(columns):
             by_category.setdefault(column.category, []).append(index)
+        # Links alone say nothing new: no line for them, unless the table holds nothing else.
+        facts = {
+            name
+            for name, indices in by_category.items()
+            if any(not columns[index].link for index in indices)
+        }
         layouts = []
         for name, indices in by_category.items():
+            if facts and name not in facts:
+                continue
             category = self.categories.setdefault(name, Category(name))
             placed: dict[str, int] = {}
             for index in indices:
@@ -315,7 +326,8 @@ def _write_category(archive: zipfile.ZipFile, category: Category, name: str) -> 
         sink.write(csv_lines([[*LEAD, *map(csv_text, header)]]))
         for part in category.parts:
             _copy_part(part, missing=len(header) - len(part.slots), sink=sink)
-    return {"name": name, "sha256": sink.digest.hexdigest(), "bytes": sink.size, "rows": rows}
+    # Each line is one record's cells of this category.
+    return {"name": name, "sha256": sink.digest.hexdigest(), "bytes": sink.size, "records": rows}
 
 
 def _copy_part(part: Part, *, missing: int, sink: _HashingSink) -> None:
@@ -349,4 +361,4 @@ def _copy_part(part: Part, *, missing: int, sink: _HashingSink) -> None:
 def _write_entry(archive: zipfile.ZipFile, name: str, data: bytes) -> dict[str, Any]:
     archive.writestr(name, data)
     digest = hashlib.sha256(data).hexdigest()
-    return {"name": name, "sha256": digest, "bytes": len(data), "rows": None}
+    return {"name": name, "sha256": digest, "bytes": len(data), "records": None}

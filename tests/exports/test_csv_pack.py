@@ -1,11 +1,12 @@
-"""The CSV pack as a reader sees it: unique column names, and only the cells a spreadsheet
-would run neutralised (reversibly)."""
+"""The CSV pack as a reader sees it: unique column names, records counted as the JSON counts
+them, and only the cells a spreadsheet would run neutralised (reversibly)."""
 
 import asyncio
 import csv
 import io
 import json
 import zipfile
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,82 @@ async def test_column_names_are_unique_and_say_which_table_a_clash_came_from(
         ["signup_id", "channel", "SOURCE"],
         ["record_id", "subject"],
     ]
+
+
+# ---------------------------------------------------------------- what a record is
+
+
+CONTACTS = (
+    ColumnInfo("customer_id", "identity", False),
+    ColumnInfo("name", "identity", True),
+    ColumnInfo("email", "contact", True),
+)
+PREFERENCES = (
+    ColumnInfo("id", "marketing", False),
+    ColumnInfo("customer_id", "identity", False, link=True),  # only a link to the contact
+    ColumnInfo("channel", "marketing", True),
+)
+MEMBERSHIPS = (
+    ColumnInfo("id", "groups", False),
+    ColumnInfo("customer_id", "identity", False, link=True),
+    ColumnInfo("group_id", "groups", False, link=True),
+)
+# A table of nothing but links (a list of VIP customers) still shows its records.
+VIPS = (ColumnInfo("customer_id", "identity", False, link=True),)
+
+
+def linked_batches() -> list[RecordBatch]:
+    return [
+        batch("contacts", CONTACTS, [("C-1", "Jane Doe", "jane@example.com")]),
+        batch("preferences", PREFERENCES, [(1, "C-1", "email"), (2, "C-1", "sms")]),
+        batch("memberships", MEMBERSHIPS, [(5, "C-1", 40)]),
+        batch("vips", VIPS, [("C-1",)]),
+    ]
+
+
+async def test_links_alone_add_no_rows_to_a_category_file(tmp_path: Path) -> None:
+    files = await export(tmp_path, linked_batches())
+    pack = read_pack(files["csv"])
+
+    # The preferences' customer_id only repeats the contact's: no echo rows in identity.csv.
+    assert csv_rows(pack["identity.csv"]) == [
+        ["source", "table", "record_id", "customer_id", "name"],
+        ["crm", "contacts", "C-1", "C-1", "Jane Doe"],
+        ["crm", "vips", "C-1", "C-1", ""],
+    ]
+    assert csv_rows(pack["marketing.csv"])[1:] == [
+        ["crm", "preferences", "1", "1", "email"],
+        ["crm", "preferences", "2", "2", "sms"],
+    ]
+    assert csv_rows(pack["groups.csv"])[1:] == [["crm", "memberships", "5", "5", "40"]]
+    # The JSON document holds every column of every row, links included.
+    document = json.loads(files["json"].path.read_bytes())
+    assert document["tables"][1]["rows"][0] == {"id": 1, "customer_id": "C-1", "channel": "email"}
+
+
+async def test_the_manifest_counts_records_as_the_json_document_does(tmp_path: Path) -> None:
+    files = await export(tmp_path, linked_batches())
+    pack = read_pack(files["csv"])
+    manifest = json.loads(pack["manifest.json"])
+    summary = json.loads(files["json"].path.read_bytes())["summary"]
+
+    assert manifest["format_version"] == 2
+    assert manifest["summary"] == summary
+    assert summary["records"] == 5
+    seen: Counter[tuple[str, str]] = Counter()
+    keys: set[tuple[str, ...]] = set()
+    for entry in manifest["files"]:
+        if not entry["name"].endswith(".csv"):
+            assert entry["records"] is None
+            continue
+        rows = csv_rows(pack[entry["name"]])[1:]
+        # A file's records: the records with data in it, one line each.
+        assert entry["records"] == len(rows) == len({tuple(row[:3]) for row in rows})
+        keys |= {tuple(row[:3]) for row in rows}
+    # Every record is in some file, and the files hold no other.
+    assert len(keys) == summary["records"]
+    seen.update((source, table) for source, table, _ in keys)
+    assert {(t["source"], t["table"]): t["records"] for t in summary["tables"]} == dict(seen)
 
 
 # ---------------------------------------------------------------- formulas

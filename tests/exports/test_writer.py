@@ -249,7 +249,7 @@ async def test_csv_zip_has_one_file_per_category_and_a_manifest(tmp_path: Path) 
     assert entries["profile.csv"] == b"source,table,record_id,born\r\ncrm,contacts,1,1980-01-02\r\n"
 
     manifest = json.loads(entries["manifest.json"])
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["export"] == HEADER["export"]
     assert manifest["summary"]["records"] == 4
     listed = {item["name"]: item for item in manifest["files"]}
@@ -257,8 +257,8 @@ async def test_csv_zip_has_one_file_per_category_and_a_manifest(tmp_path: Path) 
     for name, item in listed.items():
         assert item["sha256"] == hashlib.sha256(entries[name]).hexdigest(), name
         assert item["bytes"] == len(entries[name]), name
-    assert listed["contact.csv"]["rows"] == 4
-    assert listed["supplementary_information.json"]["rows"] is None
+    assert listed["contact.csv"]["records"] == 4
+    assert listed["supplementary_information.json"]["records"] is None
     assert (
         json.loads(entries["supplementary_information.json"])
         == (HEADER["supplementary_information"])
@@ -311,7 +311,7 @@ async def test_later_tables_widen_a_category_even_with_line_breaks_in_cells(
     ]
     listed = {item["name"]: item for item in json.loads(entries["manifest.json"])["files"]}
     assert listed["notes.csv"]["sha256"] == hashlib.sha256(entries["notes.csv"]).hexdigest()
-    assert listed["notes.csv"]["rows"] == 5
+    assert listed["notes.csv"]["records"] == 5
 
 
 @pytest.mark.parametrize("repeat", [1, 100], ids=["distinct", "repeated"])
