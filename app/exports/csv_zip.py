@@ -5,6 +5,11 @@ the category's columns as known when the table began): encoded here from batches
 written by the source itself (an ``EncodedTable``'s row streams, one part each). At the end
 each category becomes one zip entry: the header, then its parts, widened with blank cells
 for columns that later tables added, CRLF line ends throughout, hashed as written.
+
+A reader joins a record's lines across files by ``source,table,record_id``, so header names
+are unique in each file (a clash is named ``<table>.<column>``), and a table's links to
+other rows alone (the customer number every table repeats) make no line: every count in the
+manifest is of records, as in the JSON document's summary.
 """
 
 import csv
@@ -16,9 +21,9 @@ import shutil
 import tempfile
 import uuid
 import zipfile
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import count, repeat
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -37,9 +42,13 @@ from app.exports.files import (
     unlink,
 )
 
-__all__ = ["MANIFEST_VERSION", "CsvWriter"]
+__all__ = ["LEAD", "MANIFEST_VERSION", "CsvWriter"]
 
-MANIFEST_VERSION = 1
+# 2: each file lists its "records" (1 listed "rows", and counted links-only lines).
+MANIFEST_VERSION = 2
+# The first cells of every line: which record it is.
+LEAD = ("source", "table", "record_id")
+_LEAD_FOLDED = frozenset(name.casefold() for name in LEAD)
 # Level 1: several times faster than the default for a little more size.
 ZIP_LEVEL = 1
 CRLF = b"\r\n"
@@ -67,9 +76,31 @@ class Part:
 @dataclass
 class Category:
     name: str
-    # Union of the column names of every table in this category, in first-seen order.
+    # Header names: the union of its tables' columns, in first-seen order.
     columns: dict[str, None] = field(default_factory=dict)
+    # Each header name case-folded: tools that ignore case must see no two alike.
+    folded: dict[str, str] = field(default_factory=dict)
     parts: list[Part] = field(default_factory=list)
+
+    def header_for(self, table: str, column: str, taken: Collection[str]) -> str:
+        """The column's header: its name, joining other tables' column of that name; or
+        ``<table>.<column>`` where the name clashes with the lead, with a column of the
+        table placed already (``taken``), or with another only differing in case."""
+        for name in _header_candidates(table, column):
+            folded = name.casefold()
+            if folded in _LEAD_FOLDED or name in taken or self.folded.get(folded, name) != name:
+                continue
+            self.folded[folded] = name
+            self.columns[name] = None
+            return name
+        raise AssertionError("unreachable: the candidates never end")
+
+
+def _header_candidates(table: str, column: str) -> Iterator[str]:
+    yield column
+    yield f"{table}.{column}"
+    # Only if a column is literally named "<table>.<column>" too.
+    yield from (f"{table}.{column} ({number})" for number in count(2))
 
 
 class CsvWriter:
@@ -100,19 +131,34 @@ class CsvWriter:
             file.close()
         self.open_parts = []
 
-    def _layouts(self, columns: tuple[ColumnInfo, ...]) -> list[tuple[Category, list[int | None]]]:
+    def _layouts(
+        self, table: str, columns: tuple[ColumnInfo, ...], record_id_index: int
+    ) -> list[tuple[Category, list[int | None]]]:
         """Per category of a new table: the category's cells as the table's column indexes."""
         by_category: dict[str, list[int]] = {}
         for index, column in enumerate(columns):
             by_category.setdefault(column.category, []).append(index)
+        # Links alone say nothing new: no line for them, unless the table holds nothing else.
+        facts = {
+            name
+            for name, indices in by_category.items()
+            if any(not columns[index].link for index in indices)
+        }
         layouts = []
         for name, indices in by_category.items():
+            if facts and name not in facts:
+                continue
             category = self.categories.setdefault(name, Category(name))
-            category.columns.update(dict.fromkeys(columns[i].name for i in indices))
-            position = {column: slot for slot, column in enumerate(category.columns)}
-            slots: list[int | None] = [None] * len(position)
+            placed: dict[str, int] = {}
             for index in indices:
-                slots[position[columns[index].name]] = index
+                column_name = columns[index].name
+                if index == record_id_index and column_name.casefold() == LEAD[2]:
+                    continue  # the record's key under the lead's own name: the lead holds it
+                placed[category.header_for(table, column_name, placed)] = index
+            position = {header: slot for slot, header in enumerate(category.columns)}
+            slots: list[int | None] = [None] * len(position)
+            for header, index in placed.items():
+                slots[position[header]] = index
             layouts.append((category, slots))
         return layouts
 
@@ -127,7 +173,7 @@ class CsvWriter:
         self.block = block_key(batch)
         self.prefix_cells = (csv_text(batch.source), csv_text(batch.table))
         self.record_id_index = batch.record_id_index
-        for category, slots in self._layouts(batch.columns):
+        for category, slots in self._layouts(batch.table, batch.columns, batch.record_id_index):
             part = self._new_part(category, slots)
             self.open_parts.append((part, create_private(part.path, 1 << 18)))
 
@@ -163,7 +209,8 @@ class CsvWriter:
         lead = (neutralise(table.source), neutralise(table.table))
         runs: list[Awaitable[int]] = []
         shares = 0
-        for index, (category, slots) in enumerate(self._layouts(table.columns)):
+        layouts = self._layouts(table.table, table.columns, table.record_id_index)
+        for index, (category, slots) in enumerate(layouts):
             first = index == 0
             streams = table.csv_streams(slots, lead)
             shares = shares or len(streams)
@@ -276,10 +323,11 @@ def _write_category(archive: zipfile.ZipFile, category: Category, name: str) -> 
     bound = sum(part.path.stat().st_size for part in category.parts) + rows * (len(header) + 1)
     with archive.open(name, "w", force_zip64=bound + CHUNK >= zipfile.ZIP64_LIMIT) as entry:
         sink = _HashingSink(entry)
-        sink.write(csv_lines([["source", "table", "record_id", *map(csv_text, header)]]))
+        sink.write(csv_lines([[*LEAD, *map(csv_text, header)]]))
         for part in category.parts:
             _copy_part(part, missing=len(header) - len(part.slots), sink=sink)
-    return {"name": name, "sha256": sink.digest.hexdigest(), "bytes": sink.size, "rows": rows}
+    # Each line is one record's cells of this category.
+    return {"name": name, "sha256": sink.digest.hexdigest(), "bytes": sink.size, "records": rows}
 
 
 def _copy_part(part: Part, *, missing: int, sink: _HashingSink) -> None:
@@ -313,4 +361,4 @@ def _copy_part(part: Part, *, missing: int, sink: _HashingSink) -> None:
 def _write_entry(archive: zipfile.ZipFile, name: str, data: bytes) -> dict[str, Any]:
     archive.writestr(name, data)
     digest = hashlib.sha256(data).hexdigest()
-    return {"name": name, "sha256": digest, "bytes": len(data), "rows": None}
+    return {"name": name, "sha256": digest, "bytes": len(data), "records": None}

@@ -141,15 +141,24 @@ def json_column(values: Sequence[Any]) -> Sequence[str]:
     return _encode_column(values, _JSON_COLUMNS, json_text, "null")
 
 
-# Cells a spreadsheet would run as a formula (OWASP "CSV injection").
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-_FORMULA_AFTER_NUL = tuple(f"\x00{start}" for start in FORMULA_STARTS)
+# Text a spreadsheet would run as a formula (OWASP "CSV injection"): "=" or "@", or "+" or
+# "-" unless a plain number follows ("+441632960001", "-12.5"), after any whitespace some
+# spreadsheets skip. Leading apostrophes are looked through too, so that the prefix can be
+# undone exactly (docs/exports.md). sources.pg_copy applies the same pattern in SQL.
+_FORMULA = r"'*[\t\r\n ]*(?:[=@]|[-+](?![0-9]+(?:\.[0-9]+)?{end}))"
+FORMULA = re.compile(_FORMULA.format(end=r"\Z"))
+# What such text can start with: a cheap test before the pattern.
+FORMULA_FIRST = ("'", "\t", "\r", "\n", " ", "=", "@", "+", "-")
+# The same over a whole column joined by NULs: a cell that may start a formula, then the
+# pattern itself (a NUL ends a number as the end of the text does).
+_COLUMN_MAY_HOLD_FORMULA = re.compile("\x00[" + re.escape("".join(FORMULA_FIRST)) + "]")
+_COLUMN_FORMULA = re.compile("\x00" + _FORMULA.format(end=r"(?:\x00|\Z)"))
 _CSV_QUOTE = re.compile('[",\r\n]')
 
 
 def neutralise(text: str) -> str:
     """Prefix ``'`` to text a spreadsheet would run as a formula."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return "'" + text if text.startswith(FORMULA_FIRST) and FORMULA.match(text) else text
 
 
 def csv_text(text: str) -> str:
@@ -160,10 +169,19 @@ def csv_text(text: str) -> str:
     return text
 
 
+def _holds_formulas(values: Sequence[str], joined: str) -> bool:
+    """Whether any of the column's texts is one ``neutralise`` changes (at C speed)."""
+    cells = "\x00" + joined
+    if _COLUMN_MAY_HOLD_FORMULA.search(cells) is None:
+        return False
+    # A NUL inside a text would blur where cells start: then the per-value path decides.
+    return _COLUMN_FORMULA.search(cells) is not None or joined.count("\x00") != len(values) - 1
+
+
 def _csv_texts(values: Sequence[str]) -> Iterable[str]:
     # Whole-column scans (C speed) decide; a false hit only costs the per-value path.
     joined = "\x00".join(values)
-    if joined.startswith(FORMULA_STARTS) or any(mark in joined for mark in _FORMULA_AFTER_NUL):
+    if _holds_formulas(values, joined):
         return map(csv_text, values)
     if '"' in joined:
         return map(_quote, map(operator.methodcaller("replace", '"', '""'), values))

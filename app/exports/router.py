@@ -90,7 +90,12 @@ async def list_exports(
     responses={
         200: {"description": "The file, as an attachment.", "content": FILE_CONTENT},
         **AUTH_ERRORS,
-        404: problem_response("No such request visible to you, or no export of that format yet."),
+        404: problem_response(
+            "No such request visible to you, or no export of that format yet. While "
+            "fulfilment is queued, running or waiting for tasks, the title is `Export not "
+            "ready`, the problem's `fulfilment` member holds its `status` and `progress`, "
+            "and `Retry-After` (queued, running) says when to ask again."
+        ),
         410: problem_response("The export expired and its file was deleted."),
         **VALIDATION,
     },
@@ -115,12 +120,20 @@ async def download_export(
     The JSON document holds every record, table by table with each column's data category,
     plus the supplementary information (purposes, recipients, retention, your rights). The
     CSV zip holds one file per data category, `manifest.json` with each file's SHA-256, and
-    `supplementary_information.json`. Spreadsheet formulas are neutralised in CSV cells.
-    The download is recorded on the request's audit trail. 404 until the request has been
-    fulfilled; 410 once the export has expired (fulfil again to produce a new one).
+    `supplementary_information.json`. In CSV cells, text a spreadsheet would run as a formula
+    gets a leading apostrophe (numbers such as `+441632960001` stay as they are; the rule is
+    in docs/exports.md).
+    The download is recorded on the request's audit trail.
+
+    `fulfil` answers at once and the worker writes the files afterwards: wait until the
+    request's `fulfilment.status` is `succeeded` before downloading. Until then this answers
+    404: while fulfilment is queued or running it says so, with its progress (`step`,
+    `records` written so far) and `Retry-After`; with no fulfilment under way it says to
+    fulfil the request first. 410 once the export has expired (fulfil again to produce a new
+    one).
     """
     export = await service.latest_export(
-        session, request_id=dsr.id, export_format=export_format.value, now=now
+        session, dsr=dsr, export_format=export_format.value, now=now
     )
     return await _stream(
         export, dsr, session=session, settings=settings, now=now, actor=principal.client_id

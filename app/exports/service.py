@@ -23,6 +23,7 @@ from app.core.config import Settings
 from app.core.crypto import derived_key
 from app.core.errors import Gone, NotFound
 from app.core.time import utcnow
+from app.exports.not_ready import FULFILMENT_UNDER_WAY, ExportNotReady
 from app.exports.schemas import ExportFormat, ExportPublic
 from app.exports.writer import MEDIA_TYPES, SUFFIXES, ExportFile
 from app.models import DsrRequest, Export
@@ -98,12 +99,16 @@ async def list_exports(session: AsyncSession, *, request_id: uuid.UUID) -> list[
 
 
 async def latest_export(
-    session: AsyncSession, *, request_id: uuid.UUID, export_format: str, now: datetime
+    session: AsyncSession, *, dsr: DsrRequest, export_format: str, now: datetime
 ) -> Export:
-    """The newest available export of this format; 404 if none was made, 410 if all expired."""
+    """The newest available export of this format.
+
+    404 if none was made: saying so, with its progress, while fulfilment is on its way
+    (``ExportNotReady``); 410 if all that were made have expired.
+    """
     result = await session.execute(
         select(Export)
-        .where(col(Export.request_id) == request_id, col(Export.format) == export_format)
+        .where(col(Export.request_id) == dsr.id, col(Export.format) == export_format)
         .order_by(col(Export.created_at).desc(), col(Export.id).desc())
     )
     newest = None
@@ -111,6 +116,8 @@ async def latest_export(
         newest = newest or export
         if is_available(export, now):
             return export
+    if dsr.fulfilment_status in FULFILMENT_UNDER_WAY:
+        raise ExportNotReady(dsr, export_format)
     if newest is None:
         raise NotFound(
             f"No {export_format} export of this request exists yet; fulfil the request first.",

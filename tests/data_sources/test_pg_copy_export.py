@@ -90,6 +90,13 @@ TEXTS = [
     "control\x01char",
     "it's",
     "trailing space ",
+    # Formulas only: numbers and text behind apostrophes or whitespace as documented.
+    "-12.5",
+    "+44 20",
+    "\t=1+1",
+    " =1+1",
+    "'=1+1",
+    "'+441632960001",
 ]
 
 
@@ -423,8 +430,12 @@ async def test_values_are_formatted_as_documented(source_url: str, tmp_path: Pat
     with zipfile.ZipFile(fast["csv"].path) as archive:
         notes = archive.read("notes.csv").decode()
     # Text that a spreadsheet would run is neutralised; empty text is an empty cell.
-    for hostile in ("'=HYPERLINK(1)", "'+441632960001", "'-2+3", "'@SUM(A1)", '"\'\rcmd"'):
-        assert f",{hostile}," in notes, hostile
+    hostile = ["'=HYPERLINK(1)", "'-2+3", "'@SUM(A1)", "'+44 20", "''=1+1", "' =1+1", "'\t=1+1"]
+    for cell in hostile:
+        assert f",{cell}," in notes, cell
+    # Numbers, and text no spreadsheet would run, as they are.
+    for kept in ("+441632960001", "-12.5", '"\rcmd"', "'+441632960001"):
+        assert f",{kept}," in notes, kept
     assert TEXTS[12] == "" and "\r\ncrm,records,12,,calm,,,,\r\n" in notes  # not ""
 
 

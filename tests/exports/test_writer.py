@@ -228,9 +228,9 @@ async def test_csv_zip_has_one_file_per_category_and_a_manifest(tmp_path: Path) 
     assert contact == [
         ["source", "table", "record_id", "email", "name", "delivery_phone"],
         ["crm", "contacts", "1", "jane.doe@example.com", "Jane Doe", ""],
-        ["crm", "orders", "10", "jane.doe@example.com", "", "'+441632960001"],
+        ["crm", "orders", "10", "jane.doe@example.com", "", "+441632960001"],
         ["crm", "orders", "11", "jane.doe@example.com", "", ""],
-        ["crm", "orders", "12", "jane.doe@example.com", "", "'+441632960001"],
+        ["crm", "orders", "12", "jane.doe@example.com", "", "+441632960001"],
     ]
     assert csv_rows(entries["financial.csv"]) == [
         ["source", "table", "record_id", "total", "placed_at"],
@@ -249,7 +249,7 @@ async def test_csv_zip_has_one_file_per_category_and_a_manifest(tmp_path: Path) 
     assert entries["profile.csv"] == b"source,table,record_id,born\r\ncrm,contacts,1,1980-01-02\r\n"
 
     manifest = json.loads(entries["manifest.json"])
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["export"] == HEADER["export"]
     assert manifest["summary"]["records"] == 4
     listed = {item["name"]: item for item in manifest["files"]}
@@ -257,8 +257,8 @@ async def test_csv_zip_has_one_file_per_category_and_a_manifest(tmp_path: Path) 
     for name, item in listed.items():
         assert item["sha256"] == hashlib.sha256(entries[name]).hexdigest(), name
         assert item["bytes"] == len(entries[name]), name
-    assert listed["contact.csv"]["rows"] == 4
-    assert listed["supplementary_information.json"]["rows"] is None
+    assert listed["contact.csv"]["records"] == 4
+    assert listed["supplementary_information.json"]["records"] is None
     assert (
         json.loads(entries["supplementary_information.json"])
         == (HEADER["supplementary_information"])
@@ -311,7 +311,7 @@ async def test_later_tables_widen_a_category_even_with_line_breaks_in_cells(
     ]
     listed = {item["name"]: item for item in json.loads(entries["manifest.json"])["files"]}
     assert listed["notes.csv"]["sha256"] == hashlib.sha256(entries["notes.csv"]).hexdigest()
-    assert listed["notes.csv"]["rows"] == 5
+    assert listed["notes.csv"]["records"] == 5
 
 
 @pytest.mark.parametrize("repeat", [1, 100], ids=["distinct", "repeated"])
@@ -323,7 +323,7 @@ async def test_formula_cells_are_neutralised_numbers_untouched(tmp_path: Path, r
         ColumnInfo("mixed", "misc", False),
         ColumnInfo("number", "misc", False),
     )
-    hostile = ["=1+1", "+44 20", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd", "safe", "a=b"]
+    hostile = ["=1+1", "+44 20", "-2+3", "@SUM(A1)", "\t=cmd", "\r+cmd", "safe", "a=b"]
     rows = [
         (index, value, value, value if index % 2 else -index, -index - 0.5)
         for index, value in enumerate(hostile * repeat)
@@ -332,7 +332,7 @@ async def test_formula_cells_are_neutralised_numbers_untouched(tmp_path: Path, r
     parsed = csv_rows(read_zip(files["csv"].path)["misc.csv"])
 
     assert parsed[0][3:] == ["id", "'=HYPERLINK(1)", "text", "mixed", "number"]
-    expected = ["'=1+1", "'+44 20", "'-2+3", "'@SUM(A1)", "'\tcmd", "'\rcmd", "safe", "a=b"]
+    expected = ["'=1+1", "'+44 20", "'-2+3", "'@SUM(A1)", "'\t=cmd", "'\r+cmd", "safe", "a=b"]
     for index, row in enumerate(parsed[1 : len(hostile) + 1]):
         assert row[4] == expected[index]
         assert row[5] == expected[index]

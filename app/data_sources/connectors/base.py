@@ -35,6 +35,9 @@ class ColumnInfo:
     name: str
     category: str
     provided_by_subject: bool
+    # A link to another table's row (a relation's ``from`` column): a reference, not a fact
+    # about the person. The CSV pack lists no record in a category for its links alone.
+    link: bool = False
 
 
 @dataclass

@@ -117,8 +117,11 @@ _VERBATIM = {
     "timestamptz": "replace({0}::text, ' ', 'T') || CASE WHEN isfinite({0}) THEN ':00' ELSE '' END",
     "bytea": "translate(encode({0}, 'base64'), E'\\n', '')",
 }
-# = + - @ tab CR: the characters export_encoding.FORMULA_STARTS neutralises.
-_FORMULA_CODES = "9, 13, 43, 45, 61, 64"
+# exports.encoding.FORMULA as a PostgreSQL pattern, and the codes of the characters a match
+# can start with (FORMULA_FIRST: ' tab LF CR space + - = @), tested first as it is cheap.
+# (An E'' string: the same text whatever standard_conforming_strings says.)
+_FORMULA_PATTERN = r"E'^''*[\\t\\r\\n ]*([=@]|[-+](?![0-9]+(\\.[0-9]+)?$))'"
+_FORMULA_CODES = "9, 10, 13, 32, 39, 43, 45, 61, 64"
 
 
 def cell_for(kind: Type, column: str) -> Cell | None:
@@ -142,7 +145,8 @@ def cell_for(kind: Type, column: str) -> Cell | None:
         text = column if plain else f"abbrev({column})" if name == "inet" else f"{column}::text"
         # Neutralised as csv_text does; empty text as an empty cell (COPY would write "").
         csv = (
-            f"CASE WHEN ascii({text}) IN ({_FORMULA_CODES}) THEN '''' || {text} "
+            f"CASE WHEN ascii({text}) IN ({_FORMULA_CODES}) AND {text} ~ {_FORMULA_PATTERN} "
+            f"THEN '''' || {text} "
             f"WHEN {text} = '' THEN NULL ELSE {text} END"
         )
         return Cell(column, True, csv)

@@ -304,8 +304,11 @@ class SqlConnector:
         return or_(false(), *clauses)
 
     def _columns(self, spec: MappedTable, provided_only: bool) -> tuple[ColumnInfo, ...]:
+        links = {relation.from_column for relation in self.dataset_map.relations_from(spec.name)}
         return tuple(
-            ColumnInfo(column.name, column.category, column.provided_by_subject)
+            ColumnInfo(
+                column.name, column.category, column.provided_by_subject, column.name in links
+            )
             for column in spec.columns
             if not provided_only or column.provided_by_subject or column.name == spec.primary_key
         )
