@@ -295,6 +295,53 @@ async def test_contract_example_phone_is_normalised_to_e164(
     assert response.json()["subject"]["phone"] == "+441632960001"
 
 
+# Numbers people actually give: Ofcom's drama ranges (some of which libphonenumber calls
+# invalid), real UK landlines and mobiles, and other countries' numbers in E.164.
+KEPT_PHONES = {
+    "01632 960001": "+441632960001",
+    "07700 900123": "+447700900123",
+    "0115 496 0999": "+441154960999",
+    "020 7946 0123": "+442079460123",
+    "+44 7911 123456": "+447911123456",
+    "+1 415 555 2671": "+14155552671",
+    "+33 6 12 34 56 78": "+33612345678",
+    "+49 30 123456": "+4930123456",
+}
+
+
+@pytest.mark.parametrize("phone", sorted(KEPT_PHONES))
+async def test_drama_real_and_foreign_numbers_are_kept(
+    client: AsyncClient, integration_headers: dict[str, str], phone: str
+) -> None:
+    created = await create_request(client, integration_headers, subject={"phone": phone})
+    assert created["subject"]["phone"] == KEPT_PHONES[phone]
+
+
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "12345",  # was stored as "+4412345": possible (locally), never a number anyone has
+        "1234567",  # "+441234567": the right shape for nothing
+        "+4412345",
+        "01632 961000",  # next to the drama range, but unallocated
+        "+1 555 0100",
+        "+44 7700 900",
+    ],
+)
+async def test_numbers_that_are_not_valid_are_422_without_echo(
+    client: AsyncClient, integration_headers: dict[str, str], phone: str
+) -> None:
+    response = await client.post(
+        "/v1/requests",
+        headers=integration_headers,
+        json=request_body(subject={"email": "jane.doe@example.com", "phone": phone}),
+    )
+    problem = assert_problem(response, 422)
+    assert [error["loc"][-2:] for error in problem["errors"]] == [["subject", "phone"]]
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    assert digits not in response.text.replace("422", "")
+
+
 # ---------------------------------------------------------------- create: regulation, receipt
 
 
