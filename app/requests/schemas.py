@@ -24,7 +24,8 @@ from app.register.schemas import RegulatorContact
 
 
 class Subject(StrictModel):
-    """Who the request is about. At least one identity is required."""
+    """Who the request is about: an email, phone or customer id to find them by (a name
+    alone only for requests received by post or phone, where an officer verifies them)."""
 
     email: str | None = Field(default=None, max_length=320, examples=["jane@example.com"])
     phone: str | None = Field(default=None, max_length=40, examples=["+441632960001"])

@@ -342,6 +342,41 @@ async def test_numbers_that_are_not_valid_are_422_without_echo(
     assert digits not in response.text.replace("422", "")
 
 
+@pytest.mark.parametrize("channel", ["api", "web", "email"])
+async def test_a_subject_with_only_a_name_is_422_naming_the_identity_fields(
+    app: FastAPI, client: AsyncClient, integration_headers: dict[str, str], channel: str
+) -> None:
+    response = await client.post(
+        "/v1/requests",
+        headers=integration_headers,
+        json=request_body(subject={"name": "Zebedee Quillfeather"}, channel=channel),
+    )
+    problem = assert_problem(response, 422)
+    assert sorted(tuple(error["loc"]) for error in problem["errors"]) == [
+        ("body", "subject", "customer_id"),
+        ("body", "subject", "email"),
+        ("body", "subject", "phone"),
+    ]
+    assert "Zebedee" not in response.text and "Quillfeather" not in response.text
+    assert await count_rows(app, DsrRequest) == 0
+
+
+@pytest.mark.parametrize("channel", ["post", "phone"])
+async def test_a_name_is_enough_by_post_or_phone_where_an_officer_verifies(
+    client: AsyncClient, integration_headers: dict[str, str], channel: str
+) -> None:
+    created = await create_request(
+        client, integration_headers, subject={"name": "Jane Doe"}, channel=channel
+    )
+    assert created["status"] == "awaiting_verification"
+    assert created["subject"] == {
+        "email": None,
+        "phone": None,
+        "name": "Jane Doe",
+        "customer_id": None,
+    }
+
+
 # ---------------------------------------------------------------- create: regulation, receipt
 
 
