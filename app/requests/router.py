@@ -10,6 +10,7 @@ from app.auth.deps import Officer, Reader, Submitter
 from app.core.deps import CommitterDep, NowDep, SessionDep, SessionmakerDep, SettingsDep
 from app.core.errors import ACTION_ERRORS, AUTH_ERRORS, NOT_FOUND, VALIDATION
 from app.core.pagination import Page
+from app.core.strict_query import StrictQuery
 from app.enums import RequestStatus, RequestType
 from app.requests import intake, lifecycle, service
 from app.requests.deps import LockedRequest, RequestDep
@@ -110,6 +111,7 @@ async def create_request(
 )
 async def list_requests(
     principal: Reader,
+    _strict: StrictQuery,
     session: SessionDep,
     settings: SettingsDep,
     now: NowDep,
@@ -124,8 +126,9 @@ async def list_requests(
     """Requests newest first, with their deadlines.
 
     Filter by `status`, `type`, `overdue=true` (running requests past their due date),
-    `due_before=YYYY-MM-DD` and `subject_email`. Pass `next_cursor` back as `cursor` for the
-    next page. Integrations see only the requests they submitted. To search by
+    `due_before=YYYY-MM-DD` and `subject_email`; any other parameter is refused (422), so a
+    misspelt filter never lists everything. Pass `next_cursor` back as `cursor` for the next
+    page. Integrations see only the requests they submitted. To search by
     `subject_email` without putting the address in a URL (and so in proxy logs), use
     `POST /v1/requests/search`.
     """
@@ -157,6 +160,7 @@ async def list_requests(
 )
 async def search_requests(
     principal: Reader,
+    _strict: StrictQuery,
     session: SessionDep,
     settings: SettingsDep,
     now: NowDep,
@@ -196,6 +200,7 @@ async def get_request(dsr: RequestDep, settings: SettingsDep, now: NowDep) -> Re
 )
 async def list_events(
     dsr: RequestDep,
+    _strict: StrictQuery,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 100,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
