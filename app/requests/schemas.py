@@ -379,6 +379,11 @@ class CompleteBody(StrictModel):
     summary: str | None = Field(default=None, max_length=4000)
 
 
+DUE_SOON_FILTER = (
+    "true: running and due within DSR_DUE_SOON_DAYS (default 7, today included), not yet past due"
+)
+
+
 class RequestSearch(StrictModel):
     """The filters of ``GET /v1/requests``, in a body: an address in a URL ends up in the
     access logs of every proxy on the way."""
@@ -386,6 +391,7 @@ class RequestSearch(StrictModel):
     status: RequestStatus | None = None
     type: RequestType | None = None
     overdue: bool | None = Field(default=None, description="true: past due and running")
+    due_soon: bool | None = Field(default=None, description=DUE_SOON_FILTER)
     due_before: date | None = Field(default=None, description="Due strictly before this date")
     subject_email: str | None = Field(
         default=None, max_length=320, description="Case-insensitive; an invalid address finds none"

@@ -15,6 +15,8 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 
+from app import deadlines
+from app.core.config import Settings
 from app.models import DsrRequest, OutboxEvent
 from tests.conftest import get_token, new_client
 from tests.factories import count_rows, create_request, identity_assertion, request_body
@@ -657,6 +659,48 @@ async def test_list_filters_overdue_and_due_before(
     bad = await client.get(
         "/v1/requests", headers=integration_headers, params={"due_before": "21/11/2026"}
     )
+    assert_problem(bad, 422)
+
+
+async def _set_due(app: FastAPI, request_id: str, due_date: date) -> None:
+    """Give a running request this due date (its due_at is the end of that day in London)."""
+    async with app.state.sessionmaker.begin() as session:
+        dsr = await session.get(DsrRequest, uuid.UUID(request_id))
+        dsr.due_date = due_date
+        dsr.due_at = deadlines.due_at(due_date, LONDON)
+
+
+async def test_list_and_search_filter_due_soon_within_the_configured_days(
+    app: FastAPI,
+    client: AsyncClient,
+    settings: Settings,
+    integration_headers: dict[str, str],
+    integration_credentials: tuple[str, str],
+) -> None:
+    running = {
+        ref: await asserted_request(
+            client, integration_headers, integration_credentials, external_ref=ref
+        )
+        for ref in ("TODAY", "HORIZON", "BEYOND", "LATE")
+    }
+    unverified = await create_request(client, integration_headers, external_ref="UNVERIFIED")
+    today = london_today()
+    await _set_due(app, running["TODAY"]["id"], today)
+    await _set_due(app, running["HORIZON"]["id"], today + timedelta(days=settings.due_soon_days))
+    await _set_due(app, running["BEYOND"]["id"], today + timedelta(days=settings.due_soon_days + 1))
+    await _set_due(app, running["LATE"]["id"], today - timedelta(days=1))  # overdue, not "soon"
+
+    soon = await list_all(client, integration_headers, due_soon="true")
+    assert [r["external_ref"] for r in soon] == ["HORIZON", "TODAY"]
+    not_soon = await list_all(client, integration_headers, due_soon="false")
+    assert {r["external_ref"] for r in not_soon} == {"BEYOND", "LATE", "UNVERIFIED"}
+    assert unverified["id"] in {r["id"] for r in not_soon}
+    # The same filter in a search body, alone and with another filter.
+    page = await search_page(client, integration_headers, due_soon=True)
+    assert page["items"] == soon
+    page = await search_page(client, integration_headers, due_soon=False, overdue=True)
+    assert [r["external_ref"] for r in page["items"]] == ["LATE"]
+    bad = await client.get("/v1/requests", headers=integration_headers, params={"due_soon": "soon"})
     assert_problem(bad, 422)
 
 
