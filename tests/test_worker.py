@@ -13,6 +13,7 @@ from sqlmodel import col
 from app.core.config import Settings
 from app.core.time import utcnow
 from app.models import DsrRequest, OutboxEvent, WebhookDelivery, WebhookEndpoint
+from app.requests import sweeps
 from app.worker import Worker
 from tests.factories import create_request, verified_request
 from tests.webhook_receiver import Receiver, Reply
@@ -371,7 +372,7 @@ async def test_due_soon_and_overdue_are_announced_once_each(
     assert (await _events(client, officer_headers, soon["id"])).count("request.due_soon") == 1
     late_events = await _events(client, officer_headers, late["id"])
     assert late_events.count("request.overdue") == 1
-    assert "request.due_soon" in late_events  # a late request is also (already) due soon
+    assert "request.due_soon" not in late_events  # a late request is overdue, not "due soon"
     assert "request.due_soon" not in await _events(client, officer_headers, far["id"])
     listed = await client.get("/v1/requests", params={"overdue": "true"}, headers=officer_headers)
     assert [item["id"] for item in listed.json()["items"]] == [late["id"]]
@@ -397,13 +398,53 @@ async def test_sweep_events_are_delivered(
         )
         await worker.sweep()
         await drain(worker)
-        received = await receiver.wait_for(2)
-    assert sorted(item.json["type"] for item in received) == ["request.due_soon", "request.overdue"]
+        received = await receiver.wait_for(1)
+    assert [item.json["type"] for item in received] == ["request.overdue"]
     for item in received:
         assert item.verifies_with(endpoint["secret"])
         assert item.json["data"]["id"] == late["id"]
         assert item.json["data"]["deadline"]["overdue"] is True
         assert EMAIL.encode() not in item.body and NAME.encode() not in item.body
+
+
+async def test_a_request_past_due_is_announced_overdue_and_never_due_soon(
+    app: FastAPI,
+    client: AsyncClient,
+    worker: Worker,
+    settings: Settings,
+    officer_headers: dict[str, str],
+) -> None:
+    """Announced due soon in time, it later becomes overdue: due_soon, then overdue. Past due
+    before any sweep saw it (worker down, or it slipped between sweeps): overdue alone, in any
+    order of the sweeps and on any number of workers."""
+    in_time = await verified_request(client, officer_headers, officer_headers)
+    slipped = await verified_request(client, officer_headers, officer_headers)
+    today = utcnow().date()
+    await _backdate(app, in_time["id"], due_date=today + timedelta(days=1))
+    await worker.sweep()
+    assert await _events(client, officer_headers, in_time["id"]) == [
+        "request.received",
+        "request.verified",
+        "request.due_soon",
+    ]
+    past = {"due_date": today - timedelta(days=1), "due_at": utcnow() - timedelta(minutes=1)}
+    await _backdate(app, in_time["id"], **past)
+    await _backdate(app, slipped["id"], **past)
+    # The due-soon sweep alone, before the overdue one has run: a late request is not due soon.
+    async with app.state.sessionmaker.begin() as session:
+        assert await sweeps.announce_due_soon(session, settings=settings, now=utcnow()) == 0
+    second = Worker(settings, app.state.sessionmaker)
+    try:
+        for _ in range(2):
+            await worker.sweep()
+            await second.sweep()
+    finally:
+        await second.close()
+    assert (await _events(client, officer_headers, in_time["id"]))[2:] == [
+        "request.due_soon",
+        "request.overdue",
+    ]
+    assert (await _events(client, officer_headers, slipped["id"]))[2:] == ["request.overdue"]
 
 
 async def test_unverified_requests_expire_as_identity_not_verified(
