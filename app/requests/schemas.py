@@ -426,6 +426,17 @@ class RequestEventData(BaseModel):
     regulation: Regulation
     external_ref: str | None = None
     deadline: DeadlinePublic
+    sequence: int = Field(
+        ge=1,
+        description="The event's number among this request's events: 1, 2, 3… in the order "
+        "they happened, with no gaps or repeats across all of the request's event types. "
+        "Deliveries may arrive out of order (retries, parallel sending): order a request's "
+        "events by this, not by arrival or `timestamp` (events of one change share a "
+        "timestamp). A retry carries the same number and `webhook-id`. You see holes when "
+        "your subscription filters types or an event went to another client (`task.created` "
+        "goes to the task's assignee).",
+        examples=[3],
+    )
     exports: list[dict[str, Any]] | None = Field(
         default=None,
         description="`export.ready`: each file's `id`, `format`, `size_bytes`, `sha256` and "
