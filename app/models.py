@@ -119,6 +119,9 @@ class DsrRequest(SQLModel, table=True):
     # Sweeps announce each of these once, whichever worker gets there first.
     due_soon_notified_at: datetime | None = timestamp(nullable=True)
     overdue_notified_at: datetime | None = timestamp(nullable=True)
+    # ``data.sequence`` of the request's latest webhook event (0: none yet); raised only by
+    # whoever holds the row (FOR UPDATE), so each event gets the next number, no gaps.
+    event_sequence: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
     # Fulfilment: queued -> running -> waiting_for_tasks -> succeeded | failed (None: not run).
     fulfilment_status: str | None = Field(default=None, max_length=30)

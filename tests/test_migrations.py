@@ -4,14 +4,16 @@ import asyncio
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, MetaData, String, inspect
+from sqlalchemy import Column, MetaData, String, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -87,3 +89,49 @@ def test_agreement_check_reports_an_unmigrated_column(empty_database: str) -> No
 
     found = asyncio.run(diffs())
     assert [diff[0] for diff in found] == ["add_column"]  # type: ignore[index]
+
+
+def test_event_sequence_continues_from_the_events_already_written(empty_database: str) -> None:
+    """Requests that existed before the per-request sequence start from their event count."""
+    config = alembic_config(empty_database)
+    command.upgrade(config, "0006")
+    counted, quiet = uuid.uuid4(), uuid.uuid4()
+
+    async def run(statements: list[tuple[str, dict[str, object]]]) -> list[object]:
+        engine = create_async_engine(empty_database)
+        async with engine.begin() as connection:
+            results = [await connection.execute(text(sql), params) for sql, params in statements]
+            rows = [result.all() for result in results if result.returns_rows]
+        await engine.dispose()
+        return rows
+
+    now = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+    request_columns = (
+        "id, type, status, regulation, channel, received_at, submitted_by, details, "
+        "verification_status, identity_requested, extended, paused_days, created_at, updated_at"
+    )
+    request_values = (
+        ":id, 'access', 'in_progress', 'uk_gdpr', 'api', :now, 'crm', '{}', 'verified', "
+        "false, false, 0, :now, :now"
+    )
+    outbox = (
+        "INSERT INTO outbox (id, event_type, request_id, payload, created_at) "
+        "VALUES (:id, 'request.received', :request_id, '{}', :now)"
+    )
+    key = (lambda value: value.hex) if empty_database.startswith("sqlite") else str
+    asyncio.run(
+        run(
+            [
+                (f"INSERT INTO requests ({request_columns}) VALUES ({request_values})", params)
+                for params in ({"id": key(counted), "now": now}, {"id": key(quiet), "now": now})
+            ]
+            + [
+                (outbox, {"id": key(uuid.uuid4()), "request_id": key(counted), "now": now})
+                for _ in range(3)
+            ]
+        )
+    )
+    command.upgrade(config, "head")
+    [rows] = asyncio.run(run([("SELECT id, event_sequence FROM requests", {})]))
+    sequences = {str(row[0]).replace("-", ""): row[1] for row in rows}  # type: ignore[attr-defined]
+    assert sequences == {counted.hex: 3, quiet.hex: 0}

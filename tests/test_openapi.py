@@ -83,3 +83,10 @@ def test_every_webhook_event_is_documented_with_its_payload(spec: dict[str, Any]
     data = spec["components"]["schemas"]["RequestEventData"]["properties"]
     assert {"id", "type", "status", "deadline"} <= set(data)
     assert not {"email", "phone", "name", "subject"} & set(data)
+
+
+def test_request_event_payload_documents_the_per_request_sequence(spec: dict[str, Any]) -> None:
+    data = spec["components"]["schemas"]["RequestEventData"]
+    assert "sequence" in data["required"]
+    assert data["properties"]["sequence"]["type"] == "integer"
+    assert "order" in data["properties"]["sequence"]["description"]

@@ -13,8 +13,9 @@ from sqlmodel import col
 from app.core.config import Settings
 from app.core.time import utcnow
 from app.models import DsrRequest, OutboxEvent, WebhookDelivery, WebhookEndpoint
+from app.requests import sweeps
 from app.worker import Worker
-from tests.factories import create_request, verified_request
+from tests.factories import create_request, identity_assertion, verified_request
 from tests.webhook_receiver import Receiver, Reply
 
 EMAIL = "webhook.subject@example.com"
@@ -139,6 +140,45 @@ async def test_failed_attempt_is_retried_with_the_same_webhook_id(
     assert item["status"] == "succeeded" and item["attempt_count"] == 2
     assert [a["status_code"] for a in item["attempts"]] == [500, 200]
     assert item["attempts"][0]["error"] == "HTTP 500"
+
+
+async def test_a_consumer_orders_events_by_their_sequence_whatever_the_arrival(
+    app: FastAPI,
+    client: AsyncClient,
+    worker: Worker,
+    integration_credentials: tuple[str, str],
+    integration_headers: dict[str, str],
+    officer_headers: dict[str, str],
+) -> None:
+    """Delivery is at least once with retries, so arrival order is not the order of events:
+    here a failed first delivery is retried after a later event went through."""
+    client_id, secret = integration_credentials
+    async with Receiver() as receiver:
+        await subscribe(client, integration_headers, receiver.url)
+        token = identity_assertion(client_id, secret, sub=EMAIL)
+        created = await create_request(
+            client, integration_headers, subject=SUBJECT, identity_assertion=token
+        )
+        receiver.reply_with(Reply(status=500))  # whichever of the intake's two comes first
+        await drain(worker, 1)
+        completed = await client.post(
+            f"/v1/requests/{created['id']}/complete", headers=officer_headers
+        )
+        assert completed.status_code == 200, completed.text
+        await drain(worker, 1)
+        await make_due_now(app)
+        await drain(worker, 1)
+        failed, *delivered = await receiver.wait_for(4)
+    arrived = [(item.json["data"]["sequence"], item.json["type"]) for item in delivered]
+    assert arrived[-1] == (failed.json["data"]["sequence"], failed.json["type"])  # the retry
+    assert arrived[-2] == (3, "request.completed")  # arrived before an earlier event
+    assert sorted(arrived) == [
+        (1, "request.received"),
+        (2, "request.verified"),
+        (3, "request.completed"),
+    ]
+    assert delivered[-1].headers["webhook-id"] == failed.headers["webhook-id"]
+    assert {item.json["data"]["id"] for item in delivered} == {created["id"]}
 
 
 async def test_retry_after_is_honoured(
@@ -346,6 +386,19 @@ async def _events(client: AsyncClient, headers: dict[str, str], request_id: str)
     return [event["type"] for event in response.json()["items"]]
 
 
+async def _numbered(app: FastAPI, request_id: str) -> list[tuple[int, str]]:
+    """(data.sequence, type) of the request's outbox rows, by sequence."""
+    async with app.state.sessionmaker() as session:
+        payloads = (
+            await session.execute(
+                select(OutboxEvent.payload).where(
+                    col(OutboxEvent.request_id) == uuid.UUID(request_id)
+                )
+            )
+        ).scalars()
+        return sorted((payload["data"]["sequence"], payload["type"]) for payload in payloads)
+
+
 async def test_due_soon_and_overdue_are_announced_once_each(
     app: FastAPI,
     client: AsyncClient,
@@ -371,7 +424,7 @@ async def test_due_soon_and_overdue_are_announced_once_each(
     assert (await _events(client, officer_headers, soon["id"])).count("request.due_soon") == 1
     late_events = await _events(client, officer_headers, late["id"])
     assert late_events.count("request.overdue") == 1
-    assert "request.due_soon" in late_events  # a late request is also (already) due soon
+    assert "request.due_soon" not in late_events  # a late request is overdue, not "due soon"
     assert "request.due_soon" not in await _events(client, officer_headers, far["id"])
     listed = await client.get("/v1/requests", params={"overdue": "true"}, headers=officer_headers)
     assert [item["id"] for item in listed.json()["items"]] == [late["id"]]
@@ -397,13 +450,61 @@ async def test_sweep_events_are_delivered(
         )
         await worker.sweep()
         await drain(worker)
-        received = await receiver.wait_for(2)
-    assert sorted(item.json["type"] for item in received) == ["request.due_soon", "request.overdue"]
+        received = await receiver.wait_for(1)
+    assert [item.json["type"] for item in received] == ["request.overdue"]
     for item in received:
         assert item.verifies_with(endpoint["secret"])
         assert item.json["data"]["id"] == late["id"]
         assert item.json["data"]["deadline"]["overdue"] is True
         assert EMAIL.encode() not in item.body and NAME.encode() not in item.body
+
+
+async def test_a_request_past_due_is_announced_overdue_and_never_due_soon(
+    app: FastAPI,
+    client: AsyncClient,
+    worker: Worker,
+    settings: Settings,
+    officer_headers: dict[str, str],
+) -> None:
+    """Announced due soon in time, it later becomes overdue: due_soon, then overdue. Past due
+    before any sweep saw it (worker down, or it slipped between sweeps): overdue alone, in any
+    order of the sweeps and on any number of workers."""
+    in_time = await verified_request(client, officer_headers, officer_headers)
+    slipped = await verified_request(client, officer_headers, officer_headers)
+    today = utcnow().date()
+    await _backdate(app, in_time["id"], due_date=today + timedelta(days=1))
+    await worker.sweep()
+    assert await _events(client, officer_headers, in_time["id"]) == [
+        "request.received",
+        "request.verified",
+        "request.due_soon",
+    ]
+    past = {"due_date": today - timedelta(days=1), "due_at": utcnow() - timedelta(minutes=1)}
+    await _backdate(app, in_time["id"], **past)
+    await _backdate(app, slipped["id"], **past)
+    # The due-soon sweep alone, before the overdue one has run: a late request is not due soon.
+    async with app.state.sessionmaker.begin() as session:
+        assert await sweeps.announce_due_soon(session, settings=settings, now=utcnow()) == 0
+    second = Worker(settings, app.state.sessionmaker)
+    try:
+        for _ in range(2):
+            await worker.sweep()
+            await second.sweep()
+    finally:
+        await second.close()
+    assert (await _events(client, officer_headers, in_time["id"]))[2:] == [
+        "request.due_soon",
+        "request.overdue",
+    ]
+    assert (await _events(client, officer_headers, slipped["id"]))[2:] == ["request.overdue"]
+    # Sweep events are numbered after the request's earlier events.
+    assert await _numbered(app, in_time["id"]) == [
+        (1, "request.received"),
+        (2, "request.verified"),
+        (3, "request.due_soon"),
+        (4, "request.overdue"),
+    ]
+    assert (await _numbered(app, slipped["id"]))[2:] == [(3, "request.overdue")]
 
 
 async def test_unverified_requests_expire_as_identity_not_verified(

@@ -9,6 +9,7 @@ from app.auth.deps import SourceManager, TokenFirstRoute
 from app.core.deps import NowDep, SessionDep, SettingsDep
 from app.core.errors import AUTH_ERRORS, CONFLICT, NOT_FOUND, VALIDATION
 from app.core.pagination import Page
+from app.core.strict_query import StrictQuery
 from app.data_sources import service
 from app.data_sources.deps import LockedSource, SourceDep
 from app.data_sources.schemas import (
@@ -84,6 +85,7 @@ async def create_data_source(
 )
 async def list_data_sources(
     _admin: SourceManager,
+    _strict: StrictQuery,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,

@@ -14,6 +14,7 @@ from app.core.config import Settings
 from app.core.deps import NowDep, SessionDep, SettingsDep
 from app.core.errors import AUTH_ERRORS, NOT_FOUND, VALIDATION, problem_response
 from app.core.pagination import Page
+from app.core.strict_query import StrictQuery
 from app.exports import service
 from app.exports.schemas import ExportFormat, ExportPublic
 from app.models import DsrRequest, Export
@@ -67,7 +68,11 @@ async def _stream(
     responses={**AUTH_ERRORS, **NOT_FOUND, **VALIDATION},
 )
 async def list_exports(
-    dsr: RequestDep, session: SessionDep, settings: SettingsDep, now: NowDep
+    dsr: RequestDep,
+    _strict: StrictQuery,
+    session: SessionDep,
+    settings: SettingsDep,
+    now: NowDep,
 ) -> Page[ExportPublic]:
     """The access and portability files fulfilment produced for this request, newest first.
 

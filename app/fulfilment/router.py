@@ -10,6 +10,7 @@ from app.auth.deps import Officer, Reader, TokenFirstRoute
 from app.core.deps import NowDep, SessionDep, SettingsDep
 from app.core.errors import ACTION_ERRORS, AUTH_ERRORS, VALIDATION, NotFound, problem_response
 from app.core.pagination import Page
+from app.core.strict_query import StrictQuery
 from app.fulfilment import consumer_tasks, service
 from app.fulfilment.schemas import (
     FULFIL_EXAMPLES,
@@ -124,7 +125,7 @@ TASK_NOT_FOUND: dict[int | str, dict[str, Any]] = {
     responses={**AUTH_ERRORS, **TASK_NOT_FOUND},
 )
 async def list_tasks(
-    principal: Reader, request_id: RequestId, session: SessionDep
+    principal: Reader, _strict: StrictQuery, request_id: RequestId, session: SessionDep
 ) -> Page[TaskPublic]:
     """The tasks created for `task` data sources. Assignees see their own tasks only."""
     found = await consumer_tasks.list_tasks(session, principal, request_id)

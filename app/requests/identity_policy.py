@@ -1,12 +1,14 @@
-"""Which identity proofs each request type accepts before it is acted on.
+"""Which identity proofs each request type accepts before it is acted on, and which subjects
+can be identified at all.
 
-Intake applies it to identity assertions; ``app.verification`` applies it to email codes,
-document checks and attestations. ``DSR_VERIFICATION_POLICY`` overrides it per type.
+Intake applies it to identity assertions and to the subject's identities; ``app.verification``
+applies it to email codes, document checks and attestations. ``DSR_VERIFICATION_POLICY``
+overrides the methods per type.
 """
 
 from app.core.config import Settings
 from app.core.errors import UnprocessableEntity
-from app.enums import RequestType, VerificationMethod
+from app.enums import Channel, RequestType, VerificationMethod
 
 _STRONG = (
     VerificationMethod.EMAIL_CODE,
@@ -54,3 +56,31 @@ def ensure_method_allowed(
             f"allowed methods: {', '.join(names)}.",
             extra={"allowed_methods": names},
         )
+
+
+# What the data sources can find a subject by; a name alone matches too many people.
+MATCHABLE_IDENTITIES = ("email", "phone", "customer_id")
+# A letter or a call reaches an officer, who verifies the person and can answer by hand.
+NAME_ONLY_CHANNELS = frozenset({Channel.POST, Channel.PHONE})
+
+
+def ensure_identifiable(
+    *, email: str | None, phone: str | None, customer_id: str | None, channel: Channel
+) -> None:
+    """Raise 422 (naming the identity fields, never their values) unless the subject has an
+    email, phone or customer id, or came by post or phone, where an officer verifies them."""
+    if email or phone or customer_id or channel in NAME_ONLY_CHANNELS:
+        return
+    message = (
+        "give an email, phone or customer_id; a name alone is accepted only for requests "
+        "received by post or phone"
+    )
+    raise UnprocessableEntity(
+        "The subject has no email, phone or customer id to find them by.",
+        extra={
+            "errors": [
+                {"loc": ["body", "subject", field], "msg": message, "type": "missing"}
+                for field in MATCHABLE_IDENTITIES
+            ]
+        },
+    )

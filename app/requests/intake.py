@@ -18,7 +18,11 @@ from app.enums import RequestStatus, VerificationMethod
 from app.mail import messages
 from app.models import DsrRequest, IdempotencyKey, metadata
 from app.requests import audit, legal_clock
-from app.requests.identity_policy import allowed_methods, ensure_method_allowed
+from app.requests.identity_policy import (
+    allowed_methods,
+    ensure_identifiable,
+    ensure_method_allowed,
+)
 from app.requests.schemas import RequestCreateBase, RequestPublic
 from app.requests.service import request_public
 
@@ -96,6 +100,12 @@ async def create_request(
         )
     received_at = min(received_at, now)
     subject = payload.subject
+    ensure_identifiable(
+        email=subject.email,
+        phone=subject.phone,
+        customer_id=subject.customer_id,
+        channel=payload.channel,
+    )
     details = payload.details.model_dump(mode="json") if hasattr(payload, "details") else {}
     dsr = DsrRequest(
         # Explicit id: SQLModel's default_factory path inspects signatures on every call.

@@ -1,6 +1,10 @@
-"""Applies the pure deadline rules to a request row and renders its deadline block."""
+"""Applies the pure deadline rules to a request row, renders its deadline block, and says in
+SQL which requests are overdue or due soon (the board and the sweeps ask the same question)."""
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_
+from sqlmodel import col
 
 from app import deadlines
 from app.core.config import Settings
@@ -14,6 +18,22 @@ OPEN_STATUSES = {
     RequestStatus.IN_PROGRESS.value,
     RequestStatus.PAUSED.value,
 }
+
+
+def overdue_clause(now: datetime) -> ColumnElement[bool]:
+    """Running and past the end of its due date."""
+    return and_(col(DsrRequest.status).in_(RUNNING_STATUSES), col(DsrRequest.due_at) < now)
+
+
+def due_soon_clause(settings: Settings, now: datetime) -> ColumnElement[bool]:
+    """Running, due within DSR_DUE_SOON_DAYS (today included), and not yet past due: a late
+    request is overdue, never "due soon"."""
+    horizon = today(settings, now) + timedelta(days=settings.due_soon_days)
+    return and_(
+        col(DsrRequest.status).in_(RUNNING_STATUSES),
+        col(DsrRequest.due_date) <= horizon,
+        col(DsrRequest.due_at) >= now,
+    )
 
 
 def calendar_for(settings: Settings) -> deadlines.HolidayCalendar:

@@ -10,10 +10,12 @@ from app.auth.deps import Officer, Reader, Submitter, TokenFirstRoute
 from app.core.deps import CommitterDep, NowDep, SessionDep, SessionmakerDep, SettingsDep
 from app.core.errors import ACTION_ERRORS, AUTH_ERRORS, NOT_FOUND, VALIDATION
 from app.core.pagination import Page
+from app.core.strict_query import StrictQuery
 from app.enums import RequestStatus, RequestType
 from app.requests import intake, lifecycle, service
 from app.requests.deps import LockedRequest, RequestDep
 from app.requests.schemas import (
+    DUE_SOON_FILTER,
     REQUEST_CREATE_EXAMPLES,
     REQUEST_SEARCH_EXAMPLES,
     CancelBody,
@@ -110,12 +112,14 @@ async def create_request(
 )
 async def list_requests(
     principal: Reader,
+    _strict: StrictQuery,
     session: SessionDep,
     settings: SettingsDep,
     now: NowDep,
     status_: Annotated[RequestStatus | None, Query(alias="status")] = None,
     type_: Annotated[RequestType | None, Query(alias="type")] = None,
     overdue: Annotated[bool | None, Query(description="true: past due and running")] = None,
+    due_soon: Annotated[bool | None, Query(description=DUE_SOON_FILTER)] = None,
     due_before: Annotated[date | None, Query(description="Due strictly before this date")] = None,
     subject_email: Annotated[str | None, Query(max_length=320)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -124,20 +128,24 @@ async def list_requests(
     """Requests newest first, with their deadlines.
 
     Filter by `status`, `type`, `overdue=true` (running requests past their due date),
-    `due_before=YYYY-MM-DD` and `subject_email`. Pass `next_cursor` back as `cursor` for the
-    next page. Integrations see only the requests they submitted. To search by
+    `due_soon=true` (running requests due within `DSR_DUE_SOON_DAYS`, not yet overdue),
+    `due_before=YYYY-MM-DD` and `subject_email`; any other parameter is refused (422), so a
+    misspelt filter never lists everything. Pass `next_cursor` back as `cursor` for the next
+    page. Integrations see only the requests they submitted. To search by
     `subject_email` without putting the address in a URL (and so in proxy logs), use
     `POST /v1/requests/search`.
     """
     rows, next_cursor = await service.search_requests(
         session,
         principal=principal,
+        settings=settings,
         now=now,
         # Each value was validated as a query parameter already.
         search=RequestSearch.model_construct(
             status=status_,
             type=type_,
             overdue=overdue,
+            due_soon=due_soon,
             due_before=due_before,
             subject_email=subject_email,
             limit=limit,
@@ -157,6 +165,7 @@ async def list_requests(
 )
 async def search_requests(
     principal: Reader,
+    _strict: StrictQuery,
     session: SessionDep,
     settings: SettingsDep,
     now: NowDep,
@@ -170,7 +179,7 @@ async def search_requests(
     only the requests they submitted.
     """
     rows, next_cursor = await service.search_requests(
-        session, principal=principal, search=search, now=now
+        session, principal=principal, search=search, settings=settings, now=now
     )
     return Page[RequestPublic](
         items=[service.request_public(row, settings, now) for row in rows], next_cursor=next_cursor
@@ -196,6 +205,7 @@ async def get_request(dsr: RequestDep, settings: SettingsDep, now: NowDep) -> Re
 )
 async def list_events(
     dsr: RequestDep,
+    _strict: StrictQuery,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 100,
     cursor: Annotated[str | None, Query(max_length=500)] = None,

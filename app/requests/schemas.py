@@ -24,7 +24,8 @@ from app.register.schemas import RegulatorContact
 
 
 class Subject(StrictModel):
-    """Who the request is about. At least one identity is required."""
+    """Who the request is about: an email, phone or customer id to find them by (a name
+    alone only for requests received by post or phone, where an officer verifies them)."""
 
     email: str | None = Field(default=None, max_length=320, examples=["jane@example.com"])
     phone: str | None = Field(default=None, max_length=40, examples=["+441632960001"])
@@ -378,6 +379,11 @@ class CompleteBody(StrictModel):
     summary: str | None = Field(default=None, max_length=4000)
 
 
+DUE_SOON_FILTER = (
+    "true: running and due within DSR_DUE_SOON_DAYS (default 7, today included), not yet past due"
+)
+
+
 class RequestSearch(StrictModel):
     """The filters of ``GET /v1/requests``, in a body: an address in a URL ends up in the
     access logs of every proxy on the way."""
@@ -385,6 +391,7 @@ class RequestSearch(StrictModel):
     status: RequestStatus | None = None
     type: RequestType | None = None
     overdue: bool | None = Field(default=None, description="true: past due and running")
+    due_soon: bool | None = Field(default=None, description=DUE_SOON_FILTER)
     due_before: date | None = Field(default=None, description="Due strictly before this date")
     subject_email: str | None = Field(
         default=None, max_length=320, description="Case-insensitive; an invalid address finds none"
@@ -419,6 +426,17 @@ class RequestEventData(BaseModel):
     regulation: Regulation
     external_ref: str | None = None
     deadline: DeadlinePublic
+    sequence: int = Field(
+        ge=1,
+        description="The event's number among this request's events: 1, 2, 3… in the order "
+        "they happened, with no gaps or repeats across all of the request's event types. "
+        "Deliveries may arrive out of order (retries, parallel sending): order a request's "
+        "events by this, not by arrival or `timestamp` (events of one change share a "
+        "timestamp). A retry carries the same number and `webhook-id`. You see holes when "
+        "your subscription filters types or an event went to another client (`task.created` "
+        "goes to the task's assignee).",
+        examples=[3],
+    )
     exports: list[dict[str, Any]] | None = Field(
         default=None,
         description="`export.ready`: each file's `id`, `format`, `size_bytes`, `sha256` and "

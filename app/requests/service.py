@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -80,8 +80,14 @@ class RequestFilters:
     status: str | None = None
     type: str | None = None
     overdue: bool | None = None
+    due_soon: bool | None = None
     due_before: date | None = None
     subject_email: str | None = None
+
+
+def _holds(condition: ColumnElement[bool], wanted: bool) -> ColumnElement[bool]:
+    """``condition``, or its exact complement (a NULL due date counts as not holding)."""
+    return condition if wanted else or_(not_(condition), condition.is_(None))
 
 
 async def list_requests(
@@ -89,6 +95,7 @@ async def list_requests(
     *,
     principal: Principal,
     filters: RequestFilters,
+    settings: Settings,
     now: datetime,
     limit: int,
     cursor: str | None,
@@ -101,18 +108,11 @@ async def list_requests(
         query = query.where(col(DsrRequest.status) == filters.status)
     if filters.type:
         query = query.where(col(DsrRequest.type) == filters.type)
-    if filters.overdue is True:
-        query = query.where(
-            col(DsrRequest.status).in_(legal_clock.RUNNING_STATUSES), col(DsrRequest.due_at) < now
-        )
-    elif filters.overdue is False:
-        query = query.where(
-            or_(
-                col(DsrRequest.status).not_in(legal_clock.RUNNING_STATUSES),
-                col(DsrRequest.due_at).is_(None),
-                col(DsrRequest.due_at) >= now,
-            )
-        )
+    if filters.overdue is not None:
+        query = query.where(_holds(legal_clock.overdue_clause(now), filters.overdue))
+    if filters.due_soon is not None:
+        due_soon = legal_clock.due_soon_clause(settings, now)
+        query = query.where(_holds(due_soon, filters.due_soon))
     if filters.due_before:
         query = query.where(col(DsrRequest.due_date) < filters.due_before)
     if filters.subject_email:
@@ -144,6 +144,7 @@ async def search_requests(
     *,
     principal: Principal,
     search: RequestSearch,
+    settings: Settings,
     now: datetime,
 ) -> tuple[list[DsrRequest], str | None]:
     """One page of the deadline board, for both the GET and the search route.
@@ -160,6 +161,7 @@ async def search_requests(
         status=search.status.value if search.status else None,
         type=search.type.value if search.type else None,
         overdue=search.overdue,
+        due_soon=search.due_soon,
         due_before=search.due_before,
         subject_email=email,
     )
@@ -167,6 +169,7 @@ async def search_requests(
         session,
         principal=principal,
         filters=filters,
+        settings=settings,
         now=now,
         limit=search.limit,
         cursor=search.cursor,

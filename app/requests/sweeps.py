@@ -6,7 +6,7 @@ transaction, so any number of workers announce each event once.
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -21,8 +21,9 @@ SYSTEM_ACTOR = "system"
 async def announce_due_soon(
     session: AsyncSession, *, settings: Settings, now: datetime, limit: int = 500
 ) -> int:
-    """``request.due_soon`` once per running request within DSR_DUE_SOON_DAYS of its due date."""
-    horizon = legal_clock.today(settings, now) + timedelta(days=settings.due_soon_days)
+    """``request.due_soon`` once per running request within DSR_DUE_SOON_DAYS of its due date
+    and not yet past it; never after ``request.overdue`` (a sweep run late finds the request
+    already overdue: it is announced overdue only)."""
     return await _announce_once(
         session,
         settings=settings,
@@ -30,7 +31,10 @@ async def announce_due_soon(
         limit=limit,
         event="request.due_soon",
         marker="due_soon_notified_at",
-        due=col(DsrRequest.due_date) <= horizon,
+        due=and_(
+            legal_clock.due_soon_clause(settings, now),
+            col(DsrRequest.overdue_notified_at).is_(None),
+        ),
     )
 
 
@@ -45,7 +49,7 @@ async def announce_overdue(
         limit=limit,
         event="request.overdue",
         marker="overdue_notified_at",
-        due=col(DsrRequest.due_at) < now,
+        due=legal_clock.overdue_clause(now),
     )
 
 

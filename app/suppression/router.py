@@ -11,6 +11,7 @@ from app.auth.scopes import Principal, Scope
 from app.core.deps import NowDep, SessionDep, SettingsDep
 from app.core.errors import AUTH_ERRORS, NOT_FOUND, VALIDATION
 from app.core.pagination import Page
+from app.core.strict_query import StrictQuery
 from app.suppression import service
 from app.suppression.schemas import (
     SuppressionCheck,
@@ -105,6 +106,7 @@ async def add_suppression(
 )
 async def list_suppressions(
     _officer: SuppressionManager,
+    _strict: StrictQuery,
     session: SessionDep,
     settings: SettingsDep,
     email: Annotated[

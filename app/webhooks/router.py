@@ -10,6 +10,7 @@ from app.auth.deps import TokenFirstRoute, WebhookManager
 from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import AUTH_ERRORS, CONFLICT, NOT_FOUND, VALIDATION
 from app.core.pagination import Page
+from app.core.strict_query import StrictQuery
 from app.core.time import utcnow
 from app.webhooks import endpoints
 from app.webhooks.deps import EndpointDep, LockedEndpoint
@@ -88,6 +89,7 @@ async def create_webhook(
 )
 async def list_webhooks(
     principal: WebhookManager,
+    _strict: StrictQuery,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
@@ -186,6 +188,7 @@ async def enable_webhook(
 )
 async def list_webhook_deliveries(
     endpoint: EndpointDep,
+    _strict: StrictQuery,
     session: SessionDep,
     status_: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,

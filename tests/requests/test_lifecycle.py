@@ -20,7 +20,10 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import select, update
 
+from app.core.config import Settings
+from app.core.time import utcnow
 from app.models import DsrRequest, OutboxEvent
+from app.requests import sweeps
 from tests.conftest import get_token, new_client
 from tests.factories import create_request, identity_assertion, verified_request, written_order
 
@@ -761,3 +764,91 @@ async def test_concurrent_pauses_only_one_wins(
     ]
     assert len(paused_rows) == 1
     assert (await event_types(client, officer_headers, running["id"])).count("request.paused") == 1
+
+
+# ---------------------------------------------------------------- event sequence numbers
+
+
+async def announced(app: FastAPI, request_id: str) -> list[tuple[int, str]]:
+    """(data.sequence, type) of each outbox row of the request, in the order written."""
+    return [
+        (row.payload["data"]["sequence"], row.event_type)
+        for row in await outbox_rows(app, request_id)
+    ]
+
+
+async def test_every_request_event_carries_its_number_in_the_order_it_happened(
+    app: FastAPI,
+    client: AsyncClient,
+    integration_headers: dict[str, str],
+    integration_credentials: tuple[str, str],
+    officer_headers: dict[str, str],
+) -> None:
+    """request.received and request.verified of one intake share a transaction and a
+    timestamp: only their numbers say which came first."""
+    client_id, secret = integration_credentials
+    token = identity_assertion(client_id, secret, sub="jane.doe@example.com")
+    created = await create_request(client, integration_headers, identity_assertion=token)
+    request_id = created["id"]
+    rows = await outbox_rows(app, request_id)
+    assert rows[0].payload["timestamp"] == rows[1].payload["timestamp"]
+    for action in ("pause", "resume", "extend"):
+        await ok(client, officer_headers, request_id, action, ACTION_BODIES[action])
+    refused = await act(client, officer_headers, request_id, "resume")  # 409: no event, no number
+    assert_problem(refused, 409)
+    await ok(client, officer_headers, request_id, "complete", ACTION_BODIES["complete"])
+    assert await announced(app, request_id) == [
+        (1, "request.received"),
+        (2, "request.verified"),
+        (3, "request.paused"),
+        (4, "request.resumed"),
+        (5, "request.extended"),
+        (6, "request.completed"),
+    ]
+    # Numbers are per request: another request starts at 1.
+    other = await create_request(client, integration_headers)
+    assert await announced(app, other["id"]) == [(1, "request.received")]
+
+
+async def test_concurrent_changes_are_numbered_without_gaps_or_repeats(
+    app: FastAPI,
+    client: AsyncClient,
+    settings: Settings,
+    integration_headers: dict[str, str],
+    officer_headers: dict[str, str],
+) -> None:
+    """Officers' actions and the worker's sweeps race on one request (each API call on its own
+    connection): every committed event gets the next number, in the order committed."""
+    running = await verified_request(client, integration_headers, officer_headers)
+    request_id = running["id"]
+    async with app.state.sessionmaker.begin() as session:
+        # Due tomorrow, so the due-soon sweep has something to announce in the race.
+        await session.execute(
+            update(DsrRequest)
+            .where(DsrRequest.id == uuid.UUID(request_id))
+            .values(due_date=london_today() + timedelta(days=1))
+        )
+
+    async def sweep() -> int:
+        async with app.state.sessionmaker.begin() as session:
+            return await sweeps.announce_due_soon(session, settings=settings, now=utcnow())
+
+    calls = [
+        act(client, officer_headers, request_id, action, ACTION_BODIES[action])
+        for _ in range(6)
+        for action in ("pause", "resume")
+    ]
+    results = await asyncio.gather(*calls, sweep(), sweep())
+    codes = [result.status_code for result in results[:-2]]
+    assert set(codes) <= {200, 409}, codes
+    numbers = [number for number, _ in await announced(app, request_id)]
+    assert sorted(numbers) == list(range(1, len(numbers) + 1))
+    assert len(numbers) == 2 + codes.count(200) + sum(results[-2:])
+    # The audit trail (ids in insertion order) lists the announced events in number order.
+    audit = [
+        event["type"]
+        for event in await events_of(client, officer_headers, request_id)
+        if event["type"] != "request.verification_failed"
+    ]
+    by_number = [event_type for _, event_type in sorted(await announced(app, request_id))]
+    assert audit == by_number

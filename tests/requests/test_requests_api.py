@@ -15,6 +15,8 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 
+from app import deadlines
+from app.core.config import Settings
 from app.models import DsrRequest, OutboxEvent
 from tests.conftest import get_token, new_client
 from tests.factories import count_rows, create_request, identity_assertion, request_body
@@ -293,6 +295,88 @@ async def test_contract_example_phone_is_normalised_to_e164(
     )
     assert response.status_code == 201, response.text
     assert response.json()["subject"]["phone"] == "+441632960001"
+
+
+# Numbers people actually give: Ofcom's drama ranges (some of which libphonenumber calls
+# invalid), real UK landlines and mobiles, and other countries' numbers in E.164.
+KEPT_PHONES = {
+    "01632 960001": "+441632960001",
+    "07700 900123": "+447700900123",
+    "0115 496 0999": "+441154960999",
+    "020 7946 0123": "+442079460123",
+    "+44 7911 123456": "+447911123456",
+    "+1 415 555 2671": "+14155552671",
+    "+33 6 12 34 56 78": "+33612345678",
+    "+49 30 123456": "+4930123456",
+}
+
+
+@pytest.mark.parametrize("phone", sorted(KEPT_PHONES))
+async def test_drama_real_and_foreign_numbers_are_kept(
+    client: AsyncClient, integration_headers: dict[str, str], phone: str
+) -> None:
+    created = await create_request(client, integration_headers, subject={"phone": phone})
+    assert created["subject"]["phone"] == KEPT_PHONES[phone]
+
+
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "12345",  # was stored as "+4412345": possible (locally), never a number anyone has
+        "1234567",  # "+441234567": the right shape for nothing
+        "+4412345",
+        "01632 961000",  # next to the drama range, but unallocated
+        "+1 555 0100",
+        "+44 7700 900",
+    ],
+)
+async def test_numbers_that_are_not_valid_are_422_without_echo(
+    client: AsyncClient, integration_headers: dict[str, str], phone: str
+) -> None:
+    response = await client.post(
+        "/v1/requests",
+        headers=integration_headers,
+        json=request_body(subject={"email": "jane.doe@example.com", "phone": phone}),
+    )
+    problem = assert_problem(response, 422)
+    assert [error["loc"][-2:] for error in problem["errors"]] == [["subject", "phone"]]
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    assert digits not in response.text.replace("422", "")
+
+
+@pytest.mark.parametrize("channel", ["api", "web", "email"])
+async def test_a_subject_with_only_a_name_is_422_naming_the_identity_fields(
+    app: FastAPI, client: AsyncClient, integration_headers: dict[str, str], channel: str
+) -> None:
+    response = await client.post(
+        "/v1/requests",
+        headers=integration_headers,
+        json=request_body(subject={"name": "Zebedee Quillfeather"}, channel=channel),
+    )
+    problem = assert_problem(response, 422)
+    assert sorted(tuple(error["loc"]) for error in problem["errors"]) == [
+        ("body", "subject", "customer_id"),
+        ("body", "subject", "email"),
+        ("body", "subject", "phone"),
+    ]
+    assert "Zebedee" not in response.text and "Quillfeather" not in response.text
+    assert await count_rows(app, DsrRequest) == 0
+
+
+@pytest.mark.parametrize("channel", ["post", "phone"])
+async def test_a_name_is_enough_by_post_or_phone_where_an_officer_verifies(
+    client: AsyncClient, integration_headers: dict[str, str], channel: str
+) -> None:
+    created = await create_request(
+        client, integration_headers, subject={"name": "Jane Doe"}, channel=channel
+    )
+    assert created["status"] == "awaiting_verification"
+    assert created["subject"] == {
+        "email": None,
+        "phone": None,
+        "name": "Jane Doe",
+        "customer_id": None,
+    }
 
 
 # ---------------------------------------------------------------- create: regulation, receipt
@@ -575,6 +659,48 @@ async def test_list_filters_overdue_and_due_before(
     bad = await client.get(
         "/v1/requests", headers=integration_headers, params={"due_before": "21/11/2026"}
     )
+    assert_problem(bad, 422)
+
+
+async def _set_due(app: FastAPI, request_id: str, due_date: date) -> None:
+    """Give a running request this due date (its due_at is the end of that day in London)."""
+    async with app.state.sessionmaker.begin() as session:
+        dsr = await session.get(DsrRequest, uuid.UUID(request_id))
+        dsr.due_date = due_date
+        dsr.due_at = deadlines.due_at(due_date, LONDON)
+
+
+async def test_list_and_search_filter_due_soon_within_the_configured_days(
+    app: FastAPI,
+    client: AsyncClient,
+    settings: Settings,
+    integration_headers: dict[str, str],
+    integration_credentials: tuple[str, str],
+) -> None:
+    running = {
+        ref: await asserted_request(
+            client, integration_headers, integration_credentials, external_ref=ref
+        )
+        for ref in ("TODAY", "HORIZON", "BEYOND", "LATE")
+    }
+    unverified = await create_request(client, integration_headers, external_ref="UNVERIFIED")
+    today = london_today()
+    await _set_due(app, running["TODAY"]["id"], today)
+    await _set_due(app, running["HORIZON"]["id"], today + timedelta(days=settings.due_soon_days))
+    await _set_due(app, running["BEYOND"]["id"], today + timedelta(days=settings.due_soon_days + 1))
+    await _set_due(app, running["LATE"]["id"], today - timedelta(days=1))  # overdue, not "soon"
+
+    soon = await list_all(client, integration_headers, due_soon="true")
+    assert [r["external_ref"] for r in soon] == ["HORIZON", "TODAY"]
+    not_soon = await list_all(client, integration_headers, due_soon="false")
+    assert {r["external_ref"] for r in not_soon} == {"BEYOND", "LATE", "UNVERIFIED"}
+    assert unverified["id"] in {r["id"] for r in not_soon}
+    # The same filter in a search body, alone and with another filter.
+    page = await search_page(client, integration_headers, due_soon=True)
+    assert page["items"] == soon
+    page = await search_page(client, integration_headers, due_soon=False, overdue=True)
+    assert [r["external_ref"] for r in page["items"]] == ["LATE"]
+    bad = await client.get("/v1/requests", headers=integration_headers, params={"due_soon": "soon"})
     assert_problem(bad, 422)
 
 

@@ -244,6 +244,44 @@ async def test_invalid_identities_are_422_without_echo(
     _assert_422_without_echo(response, *secrets)
 
 
+@pytest.mark.parametrize("phone", ["12345", "1234567", "+4412345", "01632 961000"])
+async def test_numbers_that_are_not_valid_are_refused_like_at_intake(
+    client: AsyncClient,
+    officer_headers: dict[str, str],
+    integration_headers: dict[str, str],
+    phone: str,
+) -> None:
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    response = await client.post(
+        "/v1/suppressions/check", headers=integration_headers, json={"phone": phone}
+    )
+    _assert_422_without_echo(response, digits)
+    response = await client.post("/v1/suppressions", headers=officer_headers, json={"phone": phone})
+    _assert_422_without_echo(response, digits)
+    response = await client.get(
+        "/v1/suppressions", headers=officer_headers, params={"phone": phone}
+    )
+    _assert_422_without_echo(response, digits)
+
+
+@pytest.mark.parametrize(
+    ("phone", "same"),
+    [("07700 900123", "+447700900123"), ("0115 496 0999", "+44 115 496 0999")],
+)
+async def test_drama_numbers_are_kept_like_at_intake(
+    client: AsyncClient,
+    officer_headers: dict[str, str],
+    integration_headers: dict[str, str],
+    phone: str,
+    same: str,
+) -> None:
+    await _add(client, officer_headers, phone=phone, channels=["sms"])
+    assert await _check(client, integration_headers, phone=same) == {
+        "suppressed": True,
+        "channels": ["sms"],
+    }
+
+
 @pytest.mark.parametrize(
     "params", [{"email": "jane.secret-at-example.com"}, {"phone": "jane-secret-phone"}]
 )
