@@ -15,11 +15,14 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from app.core.config import Settings
 from app.core.time import iso_z, utcnow
+from app.core.tracebacks import traceback_without_messages
 from app.data_sources import service as data_sources
 from app.data_sources.connectors import Connector, SourceError, connector_for
 from app.enums import FulfilmentStatus, JobStatus, RequestStatus, RequestType, TaskStatus
@@ -70,8 +73,21 @@ class JobRun:
         except SourceError as exc:
             await self._failed(str(exc), retryable=exc.retryable)
         except Exception as exc:  # one job must never take the worker down
-            logger.error("fulfilment job %s failed: %s", self.job.id, type(exc).__name__)
-            await self._failed(f"internal error ({type(exc).__name__})", retryable=True)
+            name = type(exc).__name__
+            if _transient(exc):
+                logger.warning(
+                    "fulfilment job %s: service database unavailable (%s)", self.job.id, name
+                )
+                await self._failed(f"service database unavailable ({name})", retryable=True)
+                return
+            # A fault in our own code: retrying cannot mend it, so fail now and show where.
+            logger.error(
+                "fulfilment job %s failed with an unexpected %s (not retried):\n%s",
+                self.job.id,
+                name,
+                traceback_without_messages(exc),
+            )
+            await self._failed(f"internal error ({name})", retryable=False)
 
     async def _run(self) -> None:
         job = self.job
@@ -253,7 +269,8 @@ class JobRun:
                     " We could not send it directly to the organisation you named; "
                     "please pass the download on to them yourself."
                 )
-        if portability and "json" not in formats:
+        if "json" in files and portability and "json" not in formats:
+            # Built only to transmit it: the subject asked for other formats.
             files.pop("json").path.unlink(missing_ok=True)
         outcome = steps.Outcome(result=result, summary=summary, export_files=files)
         if "transmission" in result:
@@ -443,6 +460,13 @@ async def _tasks(session: AsyncSession, request_id: uuid.UUID) -> list[Fulfilmen
         .order_by(col(FulfilmentTask.created_at), col(FulfilmentTask.id))
     )
     return list(rows.scalars())
+
+
+def _transient(exc: Exception) -> bool:
+    """The service's own database failed to answer: the job may succeed when it is back."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError | PoolTimeout | OSError | TimeoutError)
 
 
 def _register_categories(sources: list[DataSource]) -> list[str] | None:
