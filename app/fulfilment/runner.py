@@ -63,6 +63,8 @@ class JobRun:
         self.progress_state: dict[str, Any] = {}
         self.categories: list[str] | None = None
         self.last_progress_write = 0.0
+        # Task sources whose reports this (finalise) job completes.
+        self.tasks_done = 0
 
     async def run(self) -> None:
         """Run the job to its end; failures are recorded on the request, never raised."""
@@ -107,6 +109,7 @@ class JobRun:
                 snapshot = self._snapshot(dsr)
                 sources = await data_sources.active_sources(session)
                 tasks = await _tasks(session, dsr.id) if job.phase == "finalise" else []
+                self._start_progress(dsr, sources_total=len(sources), tasks_done=len(tasks))
                 self._show(dsr, status=FulfilmentStatus.RUNNING, step="started")
             await jobs.hold(session, job, settings=self.settings, now=self.clock())
         self.categories = _register_categories(sources)
@@ -280,6 +283,15 @@ class JobRun:
 
     # ------------------------------------------------------------ progress and endings
 
+    def _start_progress(self, dsr: DsrRequest, *, sources_total: int, tasks_done: int) -> None:
+        """Counters at the start: a finalise job goes on from what the first run did."""
+        previous = (dsr.fulfilment or {}).get("progress") or {}
+        done = previous.get("sources_done") if self.job.phase == "finalise" else 0
+        self.progress_state.update(
+            sources_done=done if isinstance(done, int) else 0, sources_total=sources_total
+        )
+        self.tasks_done = tasks_done
+
     async def progress(self, **fields: Any) -> None:
         """Show progress on the request (at most about once a second) and keep the lease."""
         self.progress_state.update(fields)
@@ -418,6 +430,10 @@ class JobRun:
                     audit_type=event_type, audit_data=extra, webhook_event=event_type,
                     webhook_extra=extra,
                 )  # fmt: skip
+            # Every source the run worked through, the task sources included.
+            self.progress_state["sources_done"] = (
+                int(self.progress_state.get("sources_done", 0)) + self.tasks_done
+            )
             self._show(dsr, status=FulfilmentStatus.SUCCEEDED, step="done", result=result)
             if dsr.status == RequestStatus.IN_PROGRESS:
                 await lifecycle.complete(

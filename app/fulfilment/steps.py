@@ -87,6 +87,7 @@ async def erase(snapshot: Snapshot, connectors: list[Connector], progress: Progr
             }
             for kept in outcome.retained
         ]
+    await progress(sources_done=len(connectors))
     result = {"sources": sources, "retained": retained}
     return erasure_outcome(result)
 
@@ -145,6 +146,7 @@ async def rectify(snapshot: Snapshot, connectors: list[Connector], progress: Pro
                     "after": change.after,
                 }
             )
+    await progress(sources_done=len(connectors))
     result = {
         "applied": applied,
         "not_held": [c["field"] for c in changes if c["field"] not in held],
@@ -190,6 +192,7 @@ async def restrict(
                 "supported": outcome.supported,
             }
         )
+    await progress(sources_done=len(connectors))
     return {"sources": sources}
 
 
@@ -276,6 +279,7 @@ async def chained(
             close = getattr(items, "aclose", None)
             if close is not None:
                 await close()
+    await progress(sources_done=len(connectors))
     for batch in extra:
         yield batch
 

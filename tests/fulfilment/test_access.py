@@ -18,6 +18,7 @@ from tests.fulfilment.conftest import (
     drain,
     fulfil_and_wait,
     outbox_payloads,
+    register_crm,
 )
 from tests.smtp_server import SmtpServer
 from tests.webhook_receiver import Receiver
@@ -176,3 +177,22 @@ async def test_csv_only_portability_completes_with_the_csv_pack_alone(
         f"/v1/requests/{dsr['id']}/export", params={"format": "json"}, headers=officer_headers
     )
     assert json_pack.status_code == 404
+
+
+async def test_progress_counts_every_source_done(
+    client: AsyncClient,
+    admin_headers: dict[str, str],
+    officer_headers: dict[str, str],
+    integration_headers: dict[str, str],
+    crm: CrmSource,
+    crm_url: str,
+    worker: Worker,
+) -> None:
+    await register_crm(client, admin_headers, crm_url, name="demo_crm_copy")
+    dsr = await verified_request(client, integration_headers, officer_headers, subject=JANE)
+
+    done = await fulfil_and_wait(client, officer_headers, dsr["id"], worker)
+
+    assert done["fulfilment"]["status"] == "succeeded"
+    progress = done["fulfilment"]["progress"]
+    assert progress["sources_done"] == 2 and progress["sources_total"] == 2, progress
