@@ -24,10 +24,10 @@ from app.core.config import Settings
 from app.core.time import iso_z, utcnow
 from app.core.tracebacks import traceback_without_messages
 from app.data_sources import service as data_sources
-from app.data_sources.connectors import Connector, SourceError, connector_for
+from app.data_sources.connectors import Connector, RetainedKeys, SourceError, connector_for
 from app.enums import FulfilmentStatus, JobStatus, RequestStatus, RequestType, TaskStatus
 from app.exports import service as exports
-from app.fulfilment import effects, jobs, steps
+from app.fulfilment import effects, jobs, retained, steps
 from app.fulfilment.service import identity_of
 from app.models import DataSource, DsrRequest, FulfilmentTask
 from app.register import service as register
@@ -65,6 +65,9 @@ class JobRun:
         self.last_progress_write = 0.0
         # Task sources whose reports this (finalise) job completes.
         self.tasks_done = 0
+        self.source_ids: dict[str, uuid.UUID] = {}
+        # What an erasure leaves for later requests to find its kept records by.
+        self.erasure_index: retained.ErasureIndex | None = None
 
     async def run(self) -> None:
         """Run the job to its end; failures are recorded on the request, never raised."""
@@ -113,6 +116,7 @@ class JobRun:
                 self._show(dsr, status=FulfilmentStatus.RUNNING, step="started")
             await jobs.hold(session, job, settings=self.settings, now=self.clock())
         self.categories = _register_categories(sources)
+        self.source_ids = {source.name: source.id for source in sources}
         connectors = [
             connector_for(source, self.settings, request_id=job.request_id)
             for source in sources
@@ -163,18 +167,33 @@ class JobRun:
                 return steps.Outcome(result={}, summary="")
             return await self._export(snapshot, connectors, tasks)
         if kind == RequestType.ERASURE:
+            index = self.erasure_index = retained.ErasureIndex(
+                sessionmaker=self.sessionmaker,
+                settings=self.settings,
+                job=self.job,
+                request_id=uuid.UUID(snapshot.id),
+                identity=snapshot.identity,
+                clock=self.clock,
+            )
             result = snapshot.previous_result or {}
             if not result:
-                result = (await steps.erase(snapshot, connectors, self.progress)).result
+                erased = await steps.erase(
+                    snapshot,
+                    connectors,
+                    self.progress,
+                    recorder_for=lambda name: index.for_source(self.source_ids[name]),
+                )
+                # How many identities the erased rows held (never their values).
+                result = {**erased.result, "identities_found": index.counts()}
             if defer:
                 return steps.Outcome(result=result, summary="")
-            retained = list(result.get("retained", []))
+            kept = list(result.get("retained", []))
             for task, summary in zip(tasks, task_results, strict=True):
-                retained += [
+                kept += [
                     {**item, "source": summary["source"]}
                     for item in (task.result or {}).get("retained", [])
                 ]
-            return steps.erasure_outcome({**result, "retained": retained, "tasks": task_results})
+            return steps.erasure_outcome({**result, "retained": kept, "tasks": task_results})
         if kind == RequestType.RECTIFICATION:
             if snapshot.previous_result:
                 outcome = steps.rectification_outcome(snapshot.previous_result)
@@ -227,6 +246,10 @@ class JobRun:
                 categories=self.categories,
                 regulation=snapshot.regulation,
             )
+        kept_summary, kept_keys = await self._kept_after_erasure(snapshot)
+        if kept_summary:
+            # Records kept for a legal obligation, and why (Art. 15: they are still disclosed).
+            header["retained_after_erasure"] = kept_summary
         task_batches = [
             batch
             for task in tasks
@@ -243,11 +266,14 @@ class JobRun:
             header=header,
             provided_only=portability,
             task_batches=task_batches,
+            retained=kept_keys,
         )
         result: dict[str, Any] = {
             "records": self.progress_state.get("records", 0),
             "sources": header["export"]["sources"],
         }
+        if kept_summary:
+            result["retained_after_erasure"] = kept_summary
         if tasks:
             result["tasks"] = [effects.task_summary(task) for task in tasks]
         summary = (
@@ -280,6 +306,23 @@ class JobRun:
             # The receiving controller's address is not recorded: only how it went.
             outcome.audit.append(("portability.transmitted", result["transmission"]))
         return outcome
+
+    async def _kept_after_erasure(
+        self, snapshot: steps.Snapshot
+    ) -> tuple[list[dict[str, Any]], dict[str, RetainedKeys]]:
+        """What earlier erasures of this person kept and why, and each source's kept keys."""
+        async with self.sessionmaker() as session:
+            erasures = await retained.earlier_erasures(
+                session, settings=self.settings, identity=snapshot.identity
+            )
+        if not erasures:
+            return [], {}
+        ids = [erasure.id for erasure in erasures]
+        keys: dict[str, RetainedKeys] = {
+            name: retained.KeysInIndex(self.sessionmaker, source_id, ids)
+            for name, source_id in self.source_ids.items()
+        }
+        return retained.retained_summary(erasures), keys
 
     # ------------------------------------------------------------ progress and endings
 
@@ -392,6 +435,14 @@ class JobRun:
                     session, dsr=dsr, settings=settings, now=now, actor="worker",
                     audit_type=audit_type, audit_data=data,
                 )  # fmt: skip
+            if self.erasure_index is not None and outcome.result.get("retained"):
+                # Kept by an http or task source too: its reason is found by identity later.
+                await retained.keep_identities(
+                    session,
+                    request_id=dsr.id,
+                    identities=self.erasure_index.identities,
+                    now=now,
+                )
             if task_sources:
                 await effects.create_tasks(session, dsr, task_sources, settings=settings, now=now)
                 self._show(
