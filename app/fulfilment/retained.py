@@ -27,10 +27,12 @@ from app.core.crypto import keyed_hash
 from app.data_sources.connectors import ErasureRecorder, SourceError, SubjectIdentity
 from app.fulfilment import jobs
 from app.models import DsrRequest, ErasureIdentity, RetainedRecord
+from app.suppression import service as suppression
 from app.suppression.schemas import suppression_email, suppression_phone
 
 HASH_PURPOSE = "retained-records"
 KEYS_PER_PAGE = 500
+ALL_CHANNELS = ("email", "phone", "post", "sms")
 Hashed = tuple[str, str]  # (kind, keyed hash)
 
 
@@ -133,8 +135,25 @@ class ErasureIndex:
         for kind, identity_hash in new:
             self.found_in_rows.setdefault(kind, set()).add(identity_hash)
         self.identities |= new
+        contactable = {
+            (kind, value)
+            for kind, value in ((kind, normalised(kind, raw)) for kind, raw in identities)
+            if value is not None and kind in ("email", "phone")
+        }
 
         async def write(session: AsyncSession) -> None:
+            # Every address and number the erased rows held, not only the request's.
+            for kind, value in sorted(contactable):
+                await suppression.suppress(
+                    session,
+                    settings=self.settings,
+                    email=value if kind == "email" else None,
+                    phone=value if kind == "phone" else None,
+                    channels=ALL_CHANNELS,
+                    reason="erasure",
+                    request_id=self.request_id,
+                    now=self.clock(),
+                )
             if self.retained_any:
                 await self._keep_identities(session)
 

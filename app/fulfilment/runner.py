@@ -183,7 +183,7 @@ class JobRun:
                     self.progress,
                     recorder_for=lambda name: index.for_source(self.source_ids[name]),
                 )
-                # How many identities the erased rows held (never their values).
+                # How many identities the erased rows held (their emails and phones are suppressed).
                 result = {**erased.result, "identities_found": index.counts()}
             if defer:
                 return steps.Outcome(result=result, summary="")
@@ -458,17 +458,23 @@ class JobRun:
                 result["exports"] = await effects.publish_exports(
                     session, dsr, outcome.export_files, settings, now
                 )
-            if outcome.suppress_channels and (dsr.subject_email or dsr.subject_phone):
-                await suppression.suppress(
-                    session,
-                    settings=settings,
-                    email=dsr.subject_email,
-                    phone=dsr.subject_phone,
-                    channels=outcome.suppress_channels,
-                    reason=outcome.suppress_reason,
-                    request_id=dsr.id,
-                    now=now,
-                )
+            found = outcome.result.get("identities_found") or {}
+            contactable = dsr.subject_email or dsr.subject_phone
+            # Addresses found in erased rows were suppressed as the erasure went.
+            if outcome.suppress_channels and (
+                contactable or found.get("email") or found.get("phone")
+            ):
+                if contactable:
+                    await suppression.suppress(
+                        session,
+                        settings=settings,
+                        email=dsr.subject_email,
+                        phone=dsr.subject_phone,
+                        channels=outcome.suppress_channels,
+                        reason=outcome.suppress_reason,
+                        request_id=dsr.id,
+                        now=now,
+                    )
                 result["suppressed_channels"] = outcome.suppress_channels
                 outcome.webhooks.append(
                     ("subject.suppressed", {"suppression": {"channels": outcome.suppress_channels}})

@@ -134,3 +134,32 @@ async def test_the_retained_index_holds_no_identity_in_plaintext(
     dumped = json.dumps([list(row) for row in [*identities, *records]], default=str)
     for value in (JANE_DOE["email"], JANE_DOE["phone"], JANE_DOE["customer_id"], "Jane"):
         assert value.lower() not in dumped.lower()
+
+
+async def test_erasure_suppresses_the_phone_found_in_the_erased_rows(
+    client: AsyncClient,
+    officer_headers: dict[str, str],
+    integration_headers: dict[str, str],
+    crm: CrmSource,
+    worker: Worker,
+) -> None:
+    unrelated = next(row for row in await crm.rows("contacts") if row["customer_id"] == "C-1002")
+
+    await erase_jane(client, integration_headers, officer_headers, worker)
+
+    for identity in ({"email": JANE_DOE["email"]}, {"phone": JANE_DOE["phone"]}):
+        check = await client.post(
+            "/v1/suppressions/check", headers=integration_headers, json=identity
+        )
+        assert check.json() == {
+            "suppressed": True,
+            "channels": ["email", "phone", "post", "sms"],
+        }, identity
+    # Nobody else's identities are touched.
+    for identity in ({"email": unrelated["email"]}, {"phone": unrelated["phone"]}):
+        if next(iter(identity.values())) is None:
+            continue
+        check = await client.post(
+            "/v1/suppressions/check", headers=integration_headers, json=identity
+        )
+        assert check.json()["suppressed"] is False
