@@ -116,12 +116,13 @@ class ErasureRecorder(Protocol):
     """
 
     async def found(self, identities: Sequence[tuple[str, Any]]) -> None:
-        """Identity values (kind, value) held by the rows about to be erased; each kind is one
-        of ``email``, ``phone``, ``customer_id``."""
+        """Identity values (kind, value) the erased rows held, each kind one of ``email``,
+        ``phone``, ``customer_id``; once, after the changes and before the commit."""
         ...
 
     async def retained(self, table: str, keys: Sequence[Any]) -> None:
-        """Primary keys of rows of ``table`` the erasure keeps (a ``retain`` category)."""
+        """Primary keys of rows of ``table`` the erasure keeps (a ``retain`` category), in
+        batches, before the table changes."""
         ...
 
 

@@ -533,16 +533,18 @@ class SqlConnector:
         with ``delete``/``null`` columns set NULL, ``mask`` columns masked (text: "[erased]",
         other types: NULL) and ``retain`` columns and the primary key kept. Before a table
         changes, ``recorder`` learns the identity values its rows hold and the keys of the
-        rows it keeps for a ``retain`` category (they may be unreachable afterwards).
+        rows it keeps for a ``retain`` category (they may be unreachable afterwards), and
+        before the commit, every identity value the erased rows held.
         """
         tables = await self._prepared()
         outcome = ErasureOutcome(source=self.name)
         retained_in: dict[str, list[str]] = {}
+        found: list[tuple[str, Any]] = []
         try:
             async with self._engine_or_create().begin() as connection:
                 for name in self.dataset_map.dependency_order():
                     if recorder is not None:
-                        await self._record(connection, name, tables, identity, recorder)
+                        found += await self._record(connection, name, tables, identity, recorder)
                     try:
                         kept = await self._erase_table(connection, name, tables, identity, outcome)
                     except IntegrityError as exc:
@@ -550,6 +552,9 @@ class SqlConnector:
                     if kept:
                         for category in self._retained_categories(name):
                             retained_in.setdefault(category, []).append(name)
+                if recorder is not None and found:
+                    # Once, still before the commit: one write for the whole erasure.
+                    await recorder.found(list(dict.fromkeys(found)))
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             raise self._translate(exc, "erase the subject's records") from None
         for category, names in retained_in.items():
@@ -564,8 +569,9 @@ class SqlConnector:
         tables: Mapping[str, Table],
         identity: SubjectIdentity,
         recorder: ErasureRecorder,
-    ) -> None:
-        """Tell ``recorder`` what the table's rows of the subject hold, before they change."""
+    ) -> list[tuple[str, Any]]:
+        """Give ``recorder`` the keys of the rows the table keeps, before they change, and
+        answer the identity values the subject's rows hold there."""
         table, spec = tables[name], self.dataset_map.tables[name]
         where = self._where(name, identity, tables)
         found: list[tuple[str, Any]] = []
@@ -578,10 +584,8 @@ class SqlConnector:
                 .limit(IDENTITIES_PER_COLUMN)
             )
             found += [(kind, value) for value in (await connection.execute(statement)).scalars()]
-        if found:
-            await recorder.found(found)
         if not self._retained_categories(name):
-            return
+            return found
         key = _raw(table.c[spec.primary_key])
         statement = select(key).where(where).execution_options(yield_per=self._batch_size)
         result = await connection.stream(statement)
@@ -590,6 +594,7 @@ class SqlConnector:
                 await recorder.retained(name, [row[0] for row in partition])
         finally:
             await result.close()
+        return found
 
     def _retained_categories(self, name: str) -> list[str]:
         categories = self.dataset_map.categories
