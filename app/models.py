@@ -408,3 +408,54 @@ class Export(SQLModel, table=True):
     expires_at: datetime = timestamp(index=True)
     deleted_at: datetime | None = timestamp(nullable=True)
     download_count: int = 0
+
+
+class ErasureIdentity(SQLModel, table=True):
+    """An identity of a subject whose erasure kept records, as a keyed hash (no plaintext).
+
+    The erasure deletes the rows that tied an email or phone to the records kept for a legal
+    obligation; these hashes (HMAC, purpose "retained-records", of the normalised email,
+    phone or customer id) let a later access or portability request by the same identity
+    find them again (``retained_records``), as Art. 15 requires.
+    """
+
+    __tablename__ = "erasure_identities"
+    __table_args__ = (
+        UniqueConstraint(
+            "request_id", "identity_kind", "identity_hash", name="uq_erasure_identities_identity"
+        ),
+        Index("ix_erasure_identities_kind_hash", "identity_kind", "identity_hash"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    request_id: uuid.UUID = Field(foreign_key="requests.id")  # the erasure request
+    identity_kind: str = Field(max_length=12)  # email | phone | customer_id
+    identity_hash: str = Field(max_length=64)
+    created_at: datetime = timestamp()
+
+
+class RetainedRecord(SQLModel, table=True):
+    """A row of a ``sql`` source that an erasure kept (a ``retain`` category), by its key.
+
+    Recorded before the source commits the erasure, so the row can never become unfindable.
+    """
+
+    __tablename__ = "retained_records"
+    __table_args__ = (
+        UniqueConstraint(
+            "data_source_id",
+            "table_name",
+            "record_key",
+            "request_id",
+            name="uq_retained_records_record",
+        ),
+        Index("ix_retained_records_request_id", "request_id"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    request_id: uuid.UUID = Field(foreign_key="requests.id")  # the erasure request
+    data_source_id: uuid.UUID = Field(foreign_key="data_sources.id")
+    table_name: str = Field(max_length=200)
+    # The row's primary key value as text (the source converts it back to the column's type).
+    record_key: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = timestamp()

@@ -24,7 +24,10 @@ Behaviour: a table's rows belong to the subject by its identity columns (emails 
 case-insensitively, phones and customer ids exactly) or through ``linked_by`` (orders follow
 their contact). ``/access`` answers them page by page (``page_size`` rows, a cursor
 ``"<table index>:<offset>"``), only provided columns (plus the key) when ``provided_only``;
-``/erase`` deletes or anonymises per table and lists retained categories; ``/rectify``
+``/erase`` deletes or anonymises per table and lists retained categories, and keeps the
+rows it retains findable by every identity of the erased person (a hash of each, as the
+contract asks: ``kept``), so a later ``/access`` or ``/count`` by email or phone still
+answers them; ``/rectify``
 updates ``table.column`` or bare column fields; ``/restrict`` records the subject's rows in
 ``restricted`` (a set of ``(table, key)``); ``/count`` counts them. A configured ``token``
 is required as ``Authorization: Bearer``; a missing or wrong one answers 401. Use
@@ -33,6 +36,7 @@ is required as ``Authorization: Bearer``; a missing or wrong one answers 401. Us
 
 import asyncio
 import copy
+import hashlib
 import json
 import threading
 from collections import deque
@@ -173,6 +177,8 @@ class HttpSourceServer:
         self.page_size = page_size
         self.requests: list[Recorded] = []
         self.restricted: set[tuple[str, Any]] = set()
+        # Hash of an identity of an erased person -> the (table, key) of rows kept for them.
+        self.kept: dict[str, set[tuple[str, Any]]] = {}
         self.faults: dict[str, deque[Fault]] = {}
         self.base_url = ""
         self._lock = threading.Lock()
@@ -207,18 +213,28 @@ class HttpSourceServer:
                 return copy.deepcopy(self.tables[table].rows)
             return copy.deepcopy(self._subject_rows(table, identity))
 
-    def _subject_rows(self, name: str, identity: dict[str, Any]) -> list[dict[str, Any]]:
-        """The subject's rows of a table: by its identity columns, or through its link."""
+    def _subject_rows(
+        self, name: str, identity: dict[str, Any], *, with_kept: bool = False
+    ) -> list[dict[str, Any]]:
+        """The subject's rows of a table: by its identity columns, or through its link (and,
+        ``with_kept``, the rows an earlier erasure of theirs kept)."""
         table = self.tables[name]
         linked: set[Any] = set()
         if table.linked_by is not None:
             _column, other, other_column = table.linked_by
             linked = {row.get(other_column) for row in self._subject_rows(other, identity)}
+        kept = {
+            key
+            for identity_hash in (_identity_hashes(identity) if with_kept else set())
+            for kept_table, key in self.kept.get(identity_hash, set())
+            if kept_table == name
+        }
         return [
             row
             for row in table.rows
             if _matches(table, row, identity)
             or (table.linked_by is not None and row.get(table.linked_by[0]) in linked)
+            or row.get(table.primary_key) in kept
         ]
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -330,7 +346,7 @@ class HttpSourceServer:
         while table_index < len(names) and room > 0:
             name = names[table_index]
             table = self.tables[name]
-            matching = self._subject_rows(name, identity)
+            matching = self._subject_rows(name, identity, with_kept=True)
             columns = [
                 column
                 for column in table.columns
@@ -358,13 +374,21 @@ class HttpSourceServer:
 
     def _count(self, body: dict[str, Any]) -> dict[str, Any]:
         identity = body["identity"]
-        return {"records": sum(len(self._subject_rows(name, identity)) for name in self.tables)}
+        counts = [len(self._subject_rows(name, identity, with_kept=True)) for name in self.tables]
+        return {"records": sum(counts)}
 
     def _erase(self, body: dict[str, Any]) -> dict[str, Any]:
         identity = body["identity"]
         deleted: dict[str, int] = {}
         anonymised: dict[str, int] = {}
         retained: dict[tuple[str, str], list[str]] = {}
+        # Every identity of the person, from the request and from their rows, before erasing.
+        hashes = _identity_hashes(identity)
+        for name, table in self.tables.items():
+            for row in self._subject_rows(name, identity):
+                hashes |= _identity_hashes(
+                    {kind: row.get(column) for kind, column in table.identity_columns.items()}
+                )
         # Linked tables first: their link still needs the rows they point to.
         for name in sorted(self.tables, key=lambda name: self.tables[name].linked_by is None):
             table = self.tables[name]
@@ -378,6 +402,8 @@ class HttpSourceServer:
             for row in matching:
                 for column in table.nulled_on_erasure:
                     row[column] = None
+                for identity_hash in hashes:
+                    self.kept.setdefault(identity_hash, set()).add((name, row[table.primary_key]))
             anonymised[name] = len(matching)
             key = (table.retained_category or "retained", table.retain_reason or "")
             retained.setdefault(key, []).append(name)
@@ -437,6 +463,18 @@ class HttpSourceServer:
                     self.restricted.discard(key)
                 flagged += 1
         return {"flagged_rows": flagged}
+
+
+def _identity_hashes(identity: dict[str, Any]) -> set[str]:
+    """How the source keeps an erased person's identities: hashed, never in plaintext (a
+    name alone identifies nobody)."""
+    hashes = set()
+    for kind in ("email", "phone", "customer_id"):
+        value = identity.get(kind)
+        if value is not None:
+            text = str(value).strip().lower() if kind == "email" else str(value)
+            hashes.add(hashlib.sha256(f"{kind}:{text}".encode()).hexdigest())
+    return hashes
 
 
 def _matches(table: SourceTable, row: dict[str, Any], identity: dict[str, Any]) -> bool:

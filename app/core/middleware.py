@@ -4,7 +4,6 @@ last line of defence that turns an unexpected error into a 500 without logging i
 import logging
 import re
 import time
-import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +11,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import problem
+from app.core.tracebacks import traceback_without_messages
 
 access_logger = logging.getLogger("app.access")
 error_logger = logging.getLogger("app.errors")
@@ -217,8 +217,7 @@ class UnexpectedErrorMiddleware:
 
     Starlette's own last handler re-raises, and the server then logs the traceback with the
     exception's message, which can hold personal data. Here the error stops: the log gets its
-    type and where it happened (file, line, function), and the client a 500 that says the
-    connection closes.
+    traceback without any message, and the client a 500 that says the connection closes.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -239,11 +238,9 @@ class UnexpectedErrorMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:
-            frames = "; ".join(
-                f"{frame.filename}:{frame.lineno} in {frame.name}"
-                for frame in traceback.extract_tb(exc.__traceback__)
+            error_logger.error(
+                "unhandled error: %s\n%s", type(exc).__name__, traceback_without_messages(exc)
             )
-            error_logger.error("unhandled error: %s at %s", type(exc).__name__, frames)
             if started:
                 return  # part of the answer is out: the server closes the connection
             await problem(

@@ -15,16 +15,19 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from app.core.config import Settings
 from app.core.time import hours_in_words, iso_z, utcnow
+from app.core.tracebacks import traceback_without_messages
 from app.data_sources import service as data_sources
-from app.data_sources.connectors import Connector, SourceError, connector_for
+from app.data_sources.connectors import Connector, RetainedKeys, SourceError, connector_for
 from app.enums import FulfilmentStatus, JobStatus, RequestStatus, RequestType, TaskStatus
 from app.exports import service as exports
-from app.fulfilment import effects, jobs, steps
+from app.fulfilment import effects, jobs, retained, steps
 from app.fulfilment.service import identity_of
 from app.models import DataSource, DsrRequest, FulfilmentTask
 from app.register import service as register
@@ -60,6 +63,11 @@ class JobRun:
         self.progress_state: dict[str, Any] = {}
         self.categories: list[str] | None = None
         self.last_progress_write = 0.0
+        # Task sources whose reports this (finalise) job completes.
+        self.tasks_done = 0
+        self.source_ids: dict[str, uuid.UUID] = {}
+        # What an erasure leaves for later requests to find its kept records by.
+        self.erasure_index: retained.ErasureIndex | None = None
 
     async def run(self) -> None:
         """Run the job to its end; failures are recorded on the request, never raised."""
@@ -70,8 +78,21 @@ class JobRun:
         except SourceError as exc:
             await self._failed(str(exc), retryable=exc.retryable)
         except Exception as exc:  # one job must never take the worker down
-            logger.error("fulfilment job %s failed: %s", self.job.id, type(exc).__name__)
-            await self._failed(f"internal error ({type(exc).__name__})", retryable=True)
+            name = type(exc).__name__
+            if _transient(exc):
+                logger.warning(
+                    "fulfilment job %s: service database unavailable (%s)", self.job.id, name
+                )
+                await self._failed(f"service database unavailable ({name})", retryable=True)
+                return
+            # A fault in our own code: retrying cannot mend it, so fail now and show where.
+            logger.error(
+                "fulfilment job %s failed with an unexpected %s (not retried):\n%s",
+                self.job.id,
+                name,
+                traceback_without_messages(exc),
+            )
+            await self._failed(f"internal error ({name})", retryable=False)
 
     async def _run(self) -> None:
         job = self.job
@@ -91,9 +112,11 @@ class JobRun:
                 snapshot = self._snapshot(dsr)
                 sources = await data_sources.active_sources(session)
                 tasks = await _tasks(session, dsr.id) if job.phase == "finalise" else []
+                self._start_progress(dsr, sources_total=len(sources), tasks_done=len(tasks))
                 self._show(dsr, status=FulfilmentStatus.RUNNING, step="started")
             await jobs.hold(session, job, settings=self.settings, now=self.clock())
         self.categories = _register_categories(sources)
+        self.source_ids = {source.name: source.id for source in sources}
         connectors = [
             connector_for(source, self.settings, request_id=job.request_id)
             for source in sources
@@ -144,18 +167,33 @@ class JobRun:
                 return steps.Outcome(result={}, summary="")
             return await self._export(snapshot, connectors, tasks)
         if kind == RequestType.ERASURE:
+            index = self.erasure_index = retained.ErasureIndex(
+                sessionmaker=self.sessionmaker,
+                settings=self.settings,
+                job=self.job,
+                request_id=uuid.UUID(snapshot.id),
+                identity=snapshot.identity,
+                clock=self.clock,
+            )
             result = snapshot.previous_result or {}
             if not result:
-                result = (await steps.erase(snapshot, connectors, self.progress)).result
+                erased = await steps.erase(
+                    snapshot,
+                    connectors,
+                    self.progress,
+                    recorder_for=lambda name: index.for_source(self.source_ids[name]),
+                )
+                # How many identities the erased rows held (their emails and phones are suppressed).
+                result = {**erased.result, "identities_found": index.counts()}
             if defer:
                 return steps.Outcome(result=result, summary="")
-            retained = list(result.get("retained", []))
+            kept = list(result.get("retained", []))
             for task, summary in zip(tasks, task_results, strict=True):
-                retained += [
+                kept += [
                     {**item, "source": summary["source"]}
                     for item in (task.result or {}).get("retained", [])
                 ]
-            return steps.erasure_outcome({**result, "retained": retained, "tasks": task_results})
+            return steps.erasure_outcome({**result, "retained": kept, "tasks": task_results})
         if kind == RequestType.RECTIFICATION:
             if snapshot.previous_result:
                 outcome = steps.rectification_outcome(snapshot.previous_result)
@@ -208,6 +246,10 @@ class JobRun:
                 categories=self.categories,
                 regulation=snapshot.regulation,
             )
+        kept_summary, kept_keys = await self._kept_after_erasure(snapshot)
+        if kept_summary:
+            # Records kept for a legal obligation, and why (Art. 15: they are still disclosed).
+            header["retained_after_erasure"] = kept_summary
         task_batches = [
             batch
             for task in tasks
@@ -224,11 +266,14 @@ class JobRun:
             header=header,
             provided_only=portability,
             task_batches=task_batches,
+            retained=kept_keys,
         )
         result: dict[str, Any] = {
             "records": self.progress_state.get("records", 0),
             "sources": header["export"]["sources"],
         }
+        if kept_summary:
+            result["retained_after_erasure"] = kept_summary
         if tasks:
             result["tasks"] = [effects.task_summary(task) for task in tasks]
         summary = (
@@ -253,7 +298,8 @@ class JobRun:
                     " We could not send it directly to the organisation you named; "
                     "please pass the download on to them yourself."
                 )
-        if portability and "json" not in formats:
+        if "json" in files and portability and "json" not in formats:
+            # Built only to transmit it: the subject asked for other formats.
             files.pop("json").path.unlink(missing_ok=True)
         outcome = steps.Outcome(result=result, summary=summary, export_files=files)
         if "transmission" in result:
@@ -261,7 +307,33 @@ class JobRun:
             outcome.audit.append(("portability.transmitted", result["transmission"]))
         return outcome
 
+    async def _kept_after_erasure(
+        self, snapshot: steps.Snapshot
+    ) -> tuple[list[dict[str, Any]], dict[str, RetainedKeys]]:
+        """What earlier erasures of this person kept and why, and each source's kept keys."""
+        async with self.sessionmaker() as session:
+            erasures = await retained.earlier_erasures(
+                session, settings=self.settings, identity=snapshot.identity
+            )
+        if not erasures:
+            return [], {}
+        ids = [erasure.id for erasure in erasures]
+        keys: dict[str, RetainedKeys] = {
+            name: retained.KeysInIndex(self.sessionmaker, source_id, ids)
+            for name, source_id in self.source_ids.items()
+        }
+        return retained.retained_summary(erasures), keys
+
     # ------------------------------------------------------------ progress and endings
+
+    def _start_progress(self, dsr: DsrRequest, *, sources_total: int, tasks_done: int) -> None:
+        """Counters at the start: a finalise job goes on from what the first run did."""
+        previous = (dsr.fulfilment or {}).get("progress") or {}
+        done = previous.get("sources_done") if self.job.phase == "finalise" else 0
+        self.progress_state.update(
+            sources_done=done if isinstance(done, int) else 0, sources_total=sources_total
+        )
+        self.tasks_done = tasks_done
 
     async def progress(self, **fields: Any) -> None:
         """Show progress on the request (at most about once a second) and keep the lease."""
@@ -363,6 +435,14 @@ class JobRun:
                     session, dsr=dsr, settings=settings, now=now, actor="worker",
                     audit_type=audit_type, audit_data=data,
                 )  # fmt: skip
+            if self.erasure_index is not None and outcome.result.get("retained"):
+                # Kept by an http or task source too: its reason is found by identity later.
+                await retained.keep_identities(
+                    session,
+                    request_id=dsr.id,
+                    identities=self.erasure_index.identities,
+                    now=now,
+                )
             if task_sources:
                 await effects.create_tasks(session, dsr, task_sources, settings=settings, now=now)
                 self._show(
@@ -378,17 +458,23 @@ class JobRun:
                 result["exports"] = await effects.publish_exports(
                     session, dsr, outcome.export_files, settings, now
                 )
-            if outcome.suppress_channels and (dsr.subject_email or dsr.subject_phone):
-                await suppression.suppress(
-                    session,
-                    settings=settings,
-                    email=dsr.subject_email,
-                    phone=dsr.subject_phone,
-                    channels=outcome.suppress_channels,
-                    reason=outcome.suppress_reason,
-                    request_id=dsr.id,
-                    now=now,
-                )
+            found = outcome.result.get("identities_found") or {}
+            contactable = dsr.subject_email or dsr.subject_phone
+            # Addresses found in erased rows were suppressed as the erasure went.
+            if outcome.suppress_channels and (
+                contactable or found.get("email") or found.get("phone")
+            ):
+                if contactable:
+                    await suppression.suppress(
+                        session,
+                        settings=settings,
+                        email=dsr.subject_email,
+                        phone=dsr.subject_phone,
+                        channels=outcome.suppress_channels,
+                        reason=outcome.suppress_reason,
+                        request_id=dsr.id,
+                        now=now,
+                    )
                 result["suppressed_channels"] = outcome.suppress_channels
                 outcome.webhooks.append(
                     ("subject.suppressed", {"suppression": {"channels": outcome.suppress_channels}})
@@ -401,6 +487,10 @@ class JobRun:
                     audit_type=event_type, audit_data=extra, webhook_event=event_type,
                     webhook_extra=extra,
                 )  # fmt: skip
+            # Every source the run worked through, the task sources included.
+            self.progress_state["sources_done"] = (
+                int(self.progress_state.get("sources_done", 0)) + self.tasks_done
+            )
             self._show(dsr, status=FulfilmentStatus.SUCCEEDED, step="done", result=result)
             if dsr.status == RequestStatus.IN_PROGRESS:
                 await lifecycle.complete(
@@ -443,6 +533,13 @@ async def _tasks(session: AsyncSession, request_id: uuid.UUID) -> list[Fulfilmen
         .order_by(col(FulfilmentTask.created_at), col(FulfilmentTask.id))
     )
     return list(rows.scalars())
+
+
+def _transient(exc: Exception) -> bool:
+    """The service's own database failed to answer: the job may succeed when it is back."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError | PoolTimeout | OSError | TimeoutError)
 
 
 def _register_categories(sources: list[DataSource]) -> list[str] | None:

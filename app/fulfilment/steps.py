@@ -7,7 +7,7 @@ transaction (audit entries, webhook events, suppression, exports).
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,9 @@ from app.core.errors import AppError
 from app.data_sources.connectors import (
     ColumnInfo,
     Connector,
+    ErasureRecorder,
     RecordBatch,
+    RetainedKeys,
     SourceError,
     SubjectIdentity,
 )
@@ -65,12 +67,20 @@ ALL_CHANNELS = ["email", "phone", "post", "sms"]
 # ---------------------------------------------------------------- erasure
 
 
-async def erase(snapshot: Snapshot, connectors: list[Connector], progress: Progress) -> Outcome:
+async def erase(
+    snapshot: Snapshot,
+    connectors: list[Connector],
+    progress: Progress,
+    *,
+    recorder_for: Callable[[str], ErasureRecorder] | None = None,
+) -> Outcome:
+    """Erase in every source; ``recorder_for(source name)`` indexes what each one keeps."""
     sources: list[dict[str, Any]] = []
     retained: list[dict[str, Any]] = []
     for index, connector in enumerate(connectors):
         await progress(step=f"erasing in {connector.name}", sources_done=index)
-        outcome = await connector.erase(snapshot.identity)
+        recorder = recorder_for(connector.name) if recorder_for is not None else None
+        outcome = await connector.erase(snapshot.identity, recorder=recorder)
         sources.append(
             {
                 "source": outcome.source,
@@ -87,6 +97,7 @@ async def erase(snapshot: Snapshot, connectors: list[Connector], progress: Progr
             }
             for kept in outcome.retained
         ]
+    await progress(sources_done=len(connectors))
     result = {"sources": sources, "retained": retained}
     return erasure_outcome(result)
 
@@ -145,6 +156,7 @@ async def rectify(snapshot: Snapshot, connectors: list[Connector], progress: Pro
                     "after": change.after,
                 }
             )
+    await progress(sources_done=len(connectors))
     result = {
         "applied": applied,
         "not_held": [c["field"] for c in changes if c["field"] not in held],
@@ -190,6 +202,7 @@ async def restrict(
                 "supported": outcome.supported,
             }
         )
+    await progress(sources_done=len(connectors))
     return {"sources": sources}
 
 
@@ -255,19 +268,24 @@ async def chained(
     provided_only: bool,
     extra: list[RecordBatch],
     progress: Progress,
+    retained: Mapping[str, RetainedKeys] | None = None,
 ) -> AsyncIterator[RecordBatch | EncodedTable]:
     """Every source's records in turn, then the task results.
 
     Big tables come pre-encoded where the connector can (``ExportingConnector``: PostgreSQL
-    writes them itself).
+    writes them itself). ``retained`` maps a source name to the keys of the rows earlier
+    erasures of the subject kept there.
     """
     for index, connector in enumerate(connectors):
         await progress(step=f"collecting from {connector.name}", sources_done=index)
+        kept = (retained or {}).get(connector.name)
         items: AsyncIterator[RecordBatch | EncodedTable]
         if isinstance(connector, ExportingConnector):
-            items = connector.collect_for_export(identity, provided_only=provided_only)
+            items = connector.collect_for_export(
+                identity, provided_only=provided_only, retained=kept
+            )
         else:
-            items = connector.collect(identity, provided_only=provided_only)
+            items = connector.collect(identity, provided_only=provided_only, retained=kept)
         try:
             async for item in items:
                 yield item
@@ -276,6 +294,7 @@ async def chained(
             close = getattr(items, "aclose", None)
             if close is not None:
                 await close()
+    await progress(sources_done=len(connectors))
     for batch in extra:
         yield batch
 
@@ -290,6 +309,7 @@ async def build_export(
     header: dict[str, Any],
     provided_only: bool,
     task_batches: list[RecordBatch],
+    retained: Mapping[str, RetainedKeys] | None = None,
 ) -> dict[str, ExportFile]:
     async def written(records: int) -> None:
         await progress(records=records)
@@ -301,6 +321,7 @@ async def build_export(
             provided_only=provided_only,
             extra=task_batches,
             progress=progress,
+            retained=retained,
         ),
         directory=directory,
         formats=formats,

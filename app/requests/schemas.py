@@ -300,7 +300,7 @@ class FulfilmentPublic(BaseModel):
     progress: dict[str, Any] = Field(
         default_factory=dict,
         description="`step` (what is happening), `records` (records written so far), "
-        "`sources_done`.",
+        "`sources_done` of `sources_total` (data sources worked through).",
     )
     result: dict[str, Any] | None = Field(
         default=None,

@@ -624,6 +624,66 @@ async def test_erasure_removes_her_keeps_what_must_be_kept_and_touches_no_one_el
     assert set(remaining) == crm.findable_after_erasure
 
 
+class Recorder:
+    """What the service's index would keep of an erasure (``ErasureRecorder``), in memory."""
+
+    def __init__(self) -> None:
+        self.found: set[tuple[str, Any]] = set()
+        self.keys: dict[str, list[Any]] = {}
+
+    async def found_identities(self, identities: Any) -> None:
+        self.found |= set(identities)
+
+    async def retained(self, table: str, keys: Any) -> None:
+        self.keys.setdefault(table, []).extend(keys)
+
+    async def pages(self, table: str) -> AsyncIterator[list[str]]:
+        """``RetainedKeys.keys``: the keys as text, in pages smaller than a table's rows."""
+        keys = [str(key) for key in self.keys.get(table, [])]
+        for start in range(0, len(keys), 40):
+            yield keys[start : start + 40]
+
+
+class _AsRecorder:
+    def __init__(self, recorder: Recorder) -> None:
+        self.found, self.retained = recorder.found_identities, recorder.retained
+
+
+class _AsKeys:
+    def __init__(self, recorder: Recorder) -> None:
+        self.keys = recorder.pages
+
+
+async def test_rows_an_erasure_keeps_are_recorded_and_found_again_by_key(crm: Crm) -> None:
+    email_only = SubjectIdentity(email=crm.jane["email"])
+    source = crm.connector(fulfilment_batch_size=100)
+    recorder = Recorder()
+    try:
+        await source.erase(email_only, recorder=_AsRecorder(recorder))
+        # The identities her erased rows held, as stored, each kind once per value.
+        assert {(kind, str(value)) for kind, value in recorder.found} == set(crm.jane.items())
+        assert {table: len(keys) for table, keys in recorder.keys.items()} == {
+            table: crm.jane_rows[table] for tables in crm.retained.values() for table in tables
+        }
+        # Her email no longer reaches the kept rows (the row linking them is gone)...
+        assert rows_per_table(await collect_all(source, email_only)) == {}
+        for identity in (email_only, SubjectIdentity(**crm.jane)):
+            batches = [
+                batch async for batch in source.collect(identity, retained=_AsKeys(recorder))
+            ]
+            # ...but their keys do, once each, even where her identities still find them.
+            found: dict[str, list[Any]] = {}
+            for batch in batches:
+                found.setdefault(batch.table, []).extend(
+                    r[batch.record_id_index] for r in batch.rows
+                )
+            assert {table: sorted(map(str, ids)) for table, ids in found.items()} == {
+                table: sorted(map(str, keys)) for table, keys in recorder.keys.items()
+            }
+    finally:
+        await source.close()
+
+
 async def test_demo_erasure_retains_orders_with_the_delivery_address_nulled(
     tmp_path: Path,
 ) -> None:

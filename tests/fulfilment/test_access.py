@@ -12,7 +12,14 @@ from httpx import AsyncClient
 from app.demo import JANE_DOE
 from app.worker import Worker
 from tests.factories import verified_request
-from tests.fulfilment.conftest import CrmSource, audit_entries, drain, outbox_payloads
+from tests.fulfilment.conftest import (
+    CrmSource,
+    audit_entries,
+    drain,
+    fulfil_and_wait,
+    outbox_payloads,
+    register_crm,
+)
 from tests.smtp_server import SmtpServer
 from tests.webhook_receiver import Receiver
 
@@ -138,3 +145,54 @@ async def test_portability_holds_only_provided_data_and_is_transmitted(
         f"/v1/requests/{dsr['id']}/export", params={"format": "csv"}, headers=officer_headers
     )
     assert csv.status_code == 404
+
+
+async def test_csv_only_portability_completes_with_the_csv_pack_alone(
+    client: AsyncClient,
+    officer_headers: dict[str, str],
+    integration_headers: dict[str, str],
+    crm: CrmSource,
+    worker: Worker,
+) -> None:
+    dsr = await verified_request(
+        client,
+        integration_headers,
+        officer_headers,
+        type="portability",
+        subject=JANE,
+        details={"formats": ["csv"]},
+    )
+
+    done = await fulfil_and_wait(client, officer_headers, dsr["id"], worker)
+
+    assert done["status"] == "completed", done["fulfilment"]
+    assert [item["format"] for item in done["fulfilment"]["result"]["exports"]] == ["csv"]
+    csv = await client.get(
+        f"/v1/requests/{dsr['id']}/export", params={"format": "csv"}, headers=officer_headers
+    )
+    assert csv.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(csv.content))
+    assert JANE_DOE["email"] in archive.read("contact.csv").decode()
+    json_pack = await client.get(
+        f"/v1/requests/{dsr['id']}/export", params={"format": "json"}, headers=officer_headers
+    )
+    assert json_pack.status_code == 404
+
+
+async def test_progress_counts_every_source_done(
+    client: AsyncClient,
+    admin_headers: dict[str, str],
+    officer_headers: dict[str, str],
+    integration_headers: dict[str, str],
+    crm: CrmSource,
+    crm_url: str,
+    worker: Worker,
+) -> None:
+    await register_crm(client, admin_headers, crm_url, name="demo_crm_copy")
+    dsr = await verified_request(client, integration_headers, officer_headers, subject=JANE)
+
+    done = await fulfil_and_wait(client, officer_headers, dsr["id"], worker)
+
+    assert done["fulfilment"]["status"] == "succeeded"
+    progress = done["fulfilment"]["progress"]
+    assert progress["sources_done"] == 2 and progress["sources_total"] == 2, progress

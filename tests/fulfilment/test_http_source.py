@@ -85,6 +85,50 @@ async def test_erasure_reaches_the_http_source(
     assert sources == {"demo_crm", "shop"}
 
 
+async def test_access_after_erasure_discloses_what_each_source_kept_and_why(
+    client: AsyncClient,
+    officer_headers: dict[str, str],
+    integration_headers: dict[str, str],
+    crm: CrmSource,
+    shop: HttpSourceServer,
+    worker: Worker,
+) -> None:
+    erasure = await verified_request(
+        client, integration_headers, officer_headers, type="erasure", subject=SUBJECT
+    )
+    assert (await fulfil_and_wait(client, officer_headers, erasure["id"], worker))["status"] == (
+        "completed"
+    )
+    # By phone: the erasure named her by email only.
+    dsr = await verified_request(
+        client, integration_headers, officer_headers, subject={"phone": JANE["phone"]}
+    )
+
+    done = await fulfil_and_wait(client, officer_headers, dsr["id"], worker)
+
+    assert done["status"] == "completed", done["fulfilment"]
+    pack = (
+        await client.get(
+            f"/v1/requests/{dsr['id']}/export", params={"format": "json"}, headers=officer_headers
+        )
+    ).json()
+    orders = {
+        (block["source"], row["order_id"])
+        for block in pack["tables"]
+        if block["table"] == "orders"
+        for row in block["rows"]
+    }
+    assert orders == {
+        ("demo_crm", "O-100001"),
+        ("demo_crm", "O-100002"),
+        ("shop", "O-1"),
+        ("shop", "O-2"),
+    }
+    kept = {(item["source"], item["category"]) for item in pack["retained_after_erasure"]}
+    assert kept == {("demo_crm", "financial"), ("shop", "financial")}
+    assert all("HMRC" in item["reason"] for item in pack["retained_after_erasure"])
+
+
 async def test_an_unreachable_source_is_retried_then_succeeds(
     app: FastAPI,
     client: AsyncClient,

@@ -99,9 +99,41 @@ class ExportingConnector(Protocol):
     """A connector that can hand big tables over pre-encoded (``SqlConnector`` on PostgreSQL)."""
 
     def collect_for_export(
-        self, identity: SubjectIdentity, *, provided_only: bool = False
+        self,
+        identity: SubjectIdentity,
+        *,
+        provided_only: bool = False,
+        retained: "RetainedKeys | None" = None,
     ) -> AsyncIterator[RecordBatch | EncodedTable]:
         """What ``collect`` streams, except that some tables may come as an EncodedTable."""
+        ...
+
+
+class ErasureRecorder(Protocol):
+    """Where an erasure leaves what the service must keep knowing (its index of kept rows).
+
+    A connector calls it inside its erasure transaction, before committing: once the rows
+    that tie a person's email or phone to the rows kept for a legal obligation are gone,
+    only this record can find the kept rows again. Each call may raise ``SourceError``
+    (retryable), which rolls the erasure back.
+    """
+
+    async def found(self, identities: Sequence[tuple[str, Any]]) -> None:
+        """Identity values (kind, value) the erased rows held, each kind one of ``email``,
+        ``phone``, ``customer_id``; once, after the changes and before the commit."""
+        ...
+
+    async def retained(self, table: str, keys: Sequence[Any]) -> None:
+        """Primary keys of rows of ``table`` the erasure keeps (a ``retain`` category), in
+        batches, before the table changes."""
+        ...
+
+
+class RetainedKeys(Protocol):
+    """Keys of rows that earlier erasures of this subject kept, per table of one source."""
+
+    def keys(self, table: str) -> AsyncIterator[list[str]]:
+        """The keys (as text) in pages, each key once."""
         ...
 
 
@@ -157,16 +189,28 @@ class Connector(Protocol):
         """Check the source is reachable and matches its configuration; raise SourceError."""
 
     def collect(
-        self, identity: SubjectIdentity, *, provided_only: bool = False
+        self,
+        identity: SubjectIdentity,
+        *,
+        provided_only: bool = False,
+        retained: RetainedKeys | None = None,
     ) -> AsyncIterator[RecordBatch]:
-        """Stream the subject's records, table by table, in bounded batches."""
+        """Stream the subject's records, table by table, in bounded batches.
+
+        ``retained``: rows earlier erasures kept, which the identities may no longer reach
+        (``sql`` sources read them by key; an ``http`` source keeps them findable itself).
+        """
         ...
 
     async def count(self, identity: SubjectIdentity) -> int:
         """How many records the subject has (for progress); may be an estimate."""
         ...
 
-    async def erase(self, identity: SubjectIdentity) -> ErasureOutcome: ...
+    async def erase(
+        self, identity: SubjectIdentity, *, recorder: ErasureRecorder | None = None
+    ) -> ErasureOutcome:
+        """Erase per category; ``recorder`` learns the identities and kept rows first."""
+        ...
 
     async def rectify(
         self, identity: SubjectIdentity, changes: list[dict[str, Any]]

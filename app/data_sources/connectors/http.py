@@ -24,11 +24,13 @@ from app.core.config import Settings
 from app.data_sources.connectors.base import (
     ColumnInfo,
     ErasureOutcome,
+    ErasureRecorder,
     FieldChange,
     RecordBatch,
     RectificationOutcome,
     RestrictionOutcome,
     RetainedCategory,
+    RetainedKeys,
     SourceError,
     SubjectIdentity,
 )
@@ -174,9 +176,17 @@ class HttpConnector:
         await self._call("GET", "/health")
 
     def collect(
-        self, identity: SubjectIdentity, *, provided_only: bool = False
+        self,
+        identity: SubjectIdentity,
+        *,
+        provided_only: bool = False,
+        retained: RetainedKeys | None = None,
     ) -> AsyncIterator[RecordBatch]:
-        """Page through ``POST /access``; each page's tables become bounded batches."""
+        """Page through ``POST /access``; each page's tables become bounded batches.
+
+        ``retained`` is not used: the source answers ``/access`` with the records it kept
+        at an erasure itself (docs/data-sources.md).
+        """
         return self._collect(identity, provided_only)
 
     async def _collect(
@@ -264,7 +274,10 @@ class HttpConnector:
             raise self._shape_error("POST /count", "records is not a count")
         return records
 
-    async def erase(self, identity: SubjectIdentity) -> ErasureOutcome:
+    async def erase(
+        self, identity: SubjectIdentity, *, recorder: ErasureRecorder | None = None
+    ) -> ErasureOutcome:
+        """``POST /erase``; the source keeps what it retains findable itself (no recorder)."""
         _status, body = await self._post_object("/erase", self._payload(identity))
         endpoint = "POST /erase"
         outcome = ErasureOutcome(

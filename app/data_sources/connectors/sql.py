@@ -29,6 +29,7 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    case,
     delete,
     false,
     func,
@@ -60,11 +61,13 @@ from app.data_sources.connectors.base import (
     ColumnInfo,
     EncodedTable,
     ErasureOutcome,
+    ErasureRecorder,
     FieldChange,
     RecordBatch,
     RectificationOutcome,
     RestrictionOutcome,
     RetainedCategory,
+    RetainedKeys,
     SourceError,
     SubjectIdentity,
 )
@@ -104,6 +107,10 @@ ASYNC_EQUIVALENTS = {
     "sqlite+pysqlite": "sqlite+aiosqlite",
 }
 BEFORE_VALUES_SHOWN = 5
+# Distinct values of one identity column an erasure reports (a person has a handful).
+IDENTITIES_PER_COLUMN = 100
+# Kept rows read by key per statement: within every driver's limit on bound parameters.
+KEYS_PER_QUERY = 500
 IDENTITY_UNMATCHABLE = object()
 # Raised by asyncpg itself on the streaming fast path (no SQLAlchemy wrapping there).
 ASYNCPG_ERRORS = pg_copy.ASYNCPG_ERRORS
@@ -318,27 +325,43 @@ class SqlConnector:
         return [subject, *(name for name in self.dataset_map.tables if name != subject)]
 
     def collect(
-        self, identity: SubjectIdentity, *, provided_only: bool = False
+        self,
+        identity: SubjectIdentity,
+        *,
+        provided_only: bool = False,
+        retained: RetainedKeys | None = None,
     ) -> AsyncIterator[RecordBatch]:
         """The subject's rows, table by table (subject table first), in bounded batches.
 
         ``provided_only`` keeps the columns the subject provided (plus the primary key, the
         record id) and skips tables with none. Tables without rows yield nothing.
+        ``retained``: the keys of rows earlier erasures of the subject kept; those the
+        identities no longer reach follow the table's other rows.
         """
         # Without encoding, only batches come.
-        return cast(AsyncIterator[RecordBatch], self._collect(identity, provided_only, False))
+        return cast(
+            AsyncIterator[RecordBatch], self._collect(identity, provided_only, False, retained)
+        )
 
     def collect_for_export(
-        self, identity: SubjectIdentity, *, provided_only: bool = False
+        self,
+        identity: SubjectIdentity,
+        *,
+        provided_only: bool = False,
+        retained: RetainedKeys | None = None,
     ) -> AsyncIterator[RecordBatch | EncodedTable]:
         """What ``collect`` streams, except that on PostgreSQL a table with more rows than one
         batch comes as an EncodedTable: the database writes its rows in the export formats
         (``pg_copy``), unless a column's type needs the generic path.
         """
-        return self._collect(identity, provided_only, True)
+        return self._collect(identity, provided_only, True, retained)
 
     async def _collect(
-        self, identity: SubjectIdentity, provided_only: bool, encode: bool
+        self,
+        identity: SubjectIdentity,
+        provided_only: bool,
+        encode: bool,
+        retained: RetainedKeys | None,
     ) -> AsyncIterator[RecordBatch | EncodedTable]:
         tables = await self._prepared()
         engine = self._engine_or_create()
@@ -350,17 +373,51 @@ class SqlConnector:
                     if provided_only and not any(c.provided_by_subject for c in columns):
                         continue
                     table = tables[name]
-                    statement = select(*(_raw(table.c[column.name]) for column in columns)).where(
-                        self._where(name, identity, tables)
-                    )
+                    selected = select(*(_raw(table.c[column.name]) for column in columns))
+                    where = self._where(name, identity, tables)
                     record_id_index = [c.name for c in columns].index(spec.primary_key)
-                    rows = _TableRows(name, table, columns, record_id_index, statement)
+                    rows = _TableRows(name, table, columns, record_id_index, selected.where(where))
                     # Closed here even when the consumer stops early: its cursor goes too.
                     async with aclosing(read(rows)) as items:
                         async for item in items:
                             yield item
+                    if retained is None:
+                        continue
+                    kept = self._kept_rows(read, rows, selected, where, retained)
+                    async with aclosing(kept) as items:
+                        async for item in items:
+                            yield item
         except (SQLAlchemyError, OSError, TimeoutError, *ASYNCPG_ERRORS) as exc:
             raise self._translate(exc, "read the subject's records") from None
+
+    async def _kept_rows(
+        self,
+        read: _Reader,
+        rows: "_TableRows",
+        selected: Select[Any],
+        where: ColumnElement[bool],
+        retained: RetainedKeys,
+    ) -> AsyncGenerator[RecordBatch | EncodedTable, None]:
+        """Rows of the table an earlier erasure kept that ``where`` no longer reaches, by key."""
+        key = rows.table.c[self.dataset_map.tables[rows.name].primary_key]
+        # Rows the identities found are not read twice (an unknown match counts as none).
+        not_found = case((where, 1), else_=0) == 0
+        async for page in retained.keys(rows.name):
+            for start in range(0, len(page), KEYS_PER_QUERY):
+                keys = [_coerce(value, key.type) for value in page[start : start + KEYS_PER_QUERY]]
+                keys = [value for value in keys if value is not IDENTITY_UNMATCHABLE]
+                if not keys:
+                    continue
+                # One parameter per key: the asyncpg path runs the compiled text as it is.
+                statement = selected.where(
+                    key.in_([literal(value, key.type) for value in keys]), not_found
+                )
+                by_key = _TableRows(
+                    rows.name, rows.table, rows.columns, rows.record_id_index, statement
+                )
+                async with aclosing(read(by_key)) as items:
+                    async for item in items:
+                        yield item
 
     @asynccontextmanager
     async def _reader(self, connection: AsyncConnection, encode: bool) -> AsyncIterator[_Reader]:
@@ -470,19 +527,27 @@ class SqlConnector:
 
     # -- erasure -------------------------------------------------------------------------
 
-    async def erase(self, identity: SubjectIdentity) -> ErasureOutcome:
+    async def erase(
+        self, identity: SubjectIdentity, *, recorder: ErasureRecorder | None = None
+    ) -> ErasureOutcome:
         """Erase per category strategy, dependants before the tables they point to, atomically.
 
         A row goes when every column's category erases by ``delete``; otherwise it stays
         with ``delete``/``null`` columns set NULL, ``mask`` columns masked (text: "[erased]",
-        other types: NULL) and ``retain`` columns and the primary key kept.
+        other types: NULL) and ``retain`` columns and the primary key kept. Before a table
+        changes, ``recorder`` learns the identity values its rows hold and the keys of the
+        rows it keeps for a ``retain`` category (they may be unreachable afterwards), and
+        before the commit, every identity value the erased rows held.
         """
         tables = await self._prepared()
         outcome = ErasureOutcome(source=self.name)
         retained_in: dict[str, list[str]] = {}
+        found: list[tuple[str, Any]] = []
         try:
             async with self._engine_or_create().begin() as connection:
                 for name in self.dataset_map.dependency_order():
+                    if recorder is not None:
+                        found += await self._record(connection, name, tables, identity, recorder)
                     try:
                         kept = await self._erase_table(connection, name, tables, identity, outcome)
                     except IntegrityError as exc:
@@ -490,12 +555,49 @@ class SqlConnector:
                     if kept:
                         for category in self._retained_categories(name):
                             retained_in.setdefault(category, []).append(name)
+                if recorder is not None and found:
+                    # Once, still before the commit: one write for the whole erasure.
+                    await recorder.found(list(dict.fromkeys(found)))
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             raise self._translate(exc, "erase the subject's records") from None
         for category, names in retained_in.items():
             reason = self.dataset_map.categories[category].retain_reason or ""
             outcome.retained.append(RetainedCategory(category, reason, tuple(names)))
         return outcome
+
+    async def _record(
+        self,
+        connection: AsyncConnection,
+        name: str,
+        tables: Mapping[str, Table],
+        identity: SubjectIdentity,
+        recorder: ErasureRecorder,
+    ) -> list[tuple[str, Any]]:
+        """Give ``recorder`` the keys of the rows the table keeps, before they change, and
+        answer the identity values the subject's rows hold there."""
+        table, spec = tables[name], self.dataset_map.tables[name]
+        where = self._where(name, identity, tables)
+        found: list[tuple[str, Any]] = []
+        for kind, column_name in spec.identity_columns.items():
+            column = table.c[column_name]
+            statement = (
+                select(_raw(column))
+                .where(where, column.is_not(None))
+                .distinct()
+                .limit(IDENTITIES_PER_COLUMN)
+            )
+            found += [(kind, value) for value in (await connection.execute(statement)).scalars()]
+        if not self._retained_categories(name):
+            return found
+        key = _raw(table.c[spec.primary_key])
+        statement = select(key).where(where).execution_options(yield_per=self._batch_size)
+        result = await connection.stream(statement)
+        try:
+            async for partition in result.partitions(self._batch_size):
+                await recorder.retained(name, [row[0] for row in partition])
+        finally:
+            await result.close()
+        return found
 
     def _retained_categories(self, name: str) -> list[str]:
         categories = self.dataset_map.categories
