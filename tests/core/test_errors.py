@@ -652,8 +652,7 @@ async def test_an_unexpected_error_is_never_logged_with_its_message(
     assert _log_leaks(caplog) == []
     # What an operator needs is still there: the error's type and where it happened.
     assert any(
-        "unhandled error: RuntimeError" in record.getMessage()
-        and "explode" in record.getMessage()
+        "unhandled error: RuntimeError" in record.getMessage() and "explode" in record.getMessage()
         for record in caplog.records
     )
 
