@@ -1,7 +1,9 @@
 """Access tokens: HS256 JWTs (python-jose) with an explicit algorithm allowlist.
 
-Each token carries an audience, issuer, ``iat`` and ``exp``; verified claims are cached
-briefly, because the signature check dominates the cost of a call.
+Each token carries an audience, issuer, subject, role, ``iat`` and ``exp``, and a token
+lacking any of them is refused: python-jose checks ``aud`` and ``iss`` only when present, so
+presence is required explicitly. Verified claims are cached briefly, because the signature
+check dominates the cost of a call.
 """
 
 import time
@@ -75,11 +77,17 @@ def verify_access_token(token: str, *, secret_key: str) -> Principal | None:
                 algorithms=ALGORITHMS,
                 audience=TOKEN_AUDIENCE,
                 issuer=TOKEN_ISSUER,
-                options={"require_exp": True, "require_iat": True, "require_sub": True},
+                options={
+                    "require_aud": True,
+                    "require_iss": True,
+                    "require_exp": True,
+                    "require_iat": True,
+                    "require_sub": True,
+                },
             )
         except (JWTError, ValueError, TypeError, KeyError):
             return None
-        if not isinstance(claims.get("exp"), int | float):
+        if not isinstance(claims.get("exp"), int | float) or "role" not in claims:
             return None
         _claims_cache.put(cache_key, claims)
     try:
