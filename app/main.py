@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from app.auth import router as auth_api
 from app.auth.clients import ensure_bootstrap_admin
+from app.auth.revocation import ActiveClients
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers
@@ -178,6 +179,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = create_engine(settings)
     app.state.sessionmaker = create_sessionmaker(app.state.engine)
     app.state.committer = GroupCommitter(app.state.engine)
+    app.state.active_clients = ActiveClients(
+        app.state.engine, refresh_interval=settings.client_refresh_interval
+    )
     install_error_handlers(app)
     register_webhook_docs(app, request_event=RequestWebhookEvent)
     app.add_middleware(BodyHygieneMiddleware, max_body_bytes=settings.max_body_bytes)
