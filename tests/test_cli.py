@@ -1,11 +1,13 @@
 """The `dsr` command: migrate, create and manage clients, and the admins made at start-up."""
 
 import asyncio
+import logging
 import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -14,9 +16,9 @@ from httpx import ASGITransport, AsyncClient
 from typer.testing import CliRunner
 
 from app.cli import DEV_ADMIN_ID, _rekey_development_admin, cli
-from app.core.config import get_settings
+from app.core.config import Settings, get_settings
 from app.main import create_app
-from tests.conftest import make_settings, scratch_database
+from tests.conftest import get_token, make_settings, new_client, scratch_database
 
 CLI_KEY = "cli-test-key-" * 3
 
@@ -82,11 +84,73 @@ async def test_bootstrap_admin_is_created_once(database_url: str) -> None:
         assert "clients:manage" in token.json()["scope"]
 
 
+# ---------------------------------------------------------------- the bootstrap admin later on
+
+
+@asynccontextmanager
+async def started(settings: Settings) -> AsyncIterator[AsyncClient]:
+    """The service started (lifespan run) with ``settings``, as at every deployment."""
+    app = create_app(settings)
+    transport = ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=transport, base_url="http://t") as client,
+    ):
+        yield client
+
+
 async def _token_status(client: AsyncClient, client_id: str, secret: str) -> int:
     response = await client.post(
         "/v1/oauth/token", auth=(client_id, secret), data={"grant_type": "client_credentials"}
     )
     return response.status_code
+
+
+async def test_a_rotated_bootstrap_admin_does_not_get_the_environment_secret_back(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(database_url)
+    admin_id, env_secret = settings.admin_client_id or "", settings.admin_client_secret or ""
+    async with started(settings) as client:
+        token = await get_token(client, admin_id, env_secret)
+        rotated = await client.post(
+            f"/v1/clients/{admin_id}/rotate-secret", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert rotated.status_code == 200, rotated.text
+        new_secret = rotated.json()["client_secret"]
+    with caplog.at_level(logging.WARNING, logger="app"):
+        async with started(settings) as client:
+            assert await _token_status(client, admin_id, env_secret) == 401
+            assert await _token_status(client, admin_id, new_secret) == 200
+    assert "DSR_ADMIN_CLIENT_SECRET" in caplog.text
+    assert env_secret not in caplog.text and new_secret not in caplog.text
+
+
+@pytest.mark.parametrize("action", ["disable", "delete"])
+async def test_a_disabled_or_deleted_bootstrap_admin_stays_so_after_a_restart(
+    database_url: str, caplog: pytest.LogCaptureFixture, action: str
+) -> None:
+    settings = make_settings(database_url)
+    admin_id, env_secret = settings.admin_client_id or "", settings.admin_client_secret or ""
+    async with started(settings) as client:
+        bootstrap = {"Authorization": f"Bearer {await get_token(client, admin_id, env_secret)}"}
+        other_id, other_secret = await new_client(client, bootstrap, "admin")
+        other = {"Authorization": f"Bearer {await get_token(client, other_id, other_secret)}"}
+        if action == "disable":
+            response = await client.post(f"/v1/clients/{admin_id}/disable", headers=other)
+            assert response.status_code == 200, response.text
+        else:
+            response = await client.delete(f"/v1/clients/{admin_id}", headers=other)
+            assert response.status_code == 204, response.text
+    with caplog.at_level(logging.WARNING, logger="app"):
+        async with started(settings) as client:
+            assert await _token_status(client, admin_id, env_secret) == 401
+            other = {"Authorization": f"Bearer {await get_token(client, other_id, other_secret)}"}
+            listed = await client.get("/v1/clients", headers=other)
+    assert listed.status_code == 200, listed.text
+    ids = [item["client_id"] for item in listed.json()["items"]]
+    assert ids.count(admin_id) == (1 if action == "disable" else 0)
+    assert f"{action}d" in caplog.text and admin_id in caplog.text
 
 
 # ---------------------------------------------------------------- managing clients from the CLI
