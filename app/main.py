@@ -43,7 +43,8 @@ EU GDPR and CCPA.
 Create a client (`dsr clients create` or `POST /v1/clients` as admin), then press
 **Authorize** above and enter its client id and secret (client credentials flow).
 Roles: **integration** (submits requests, sees only its own), **officer** (sees and acts on
-every request), **admin** (also manages clients).
+every request), **admin** (also manages clients). A `401` with `invalid_token` means the token
+expired or its client was disabled, deleted or given a new secret since: get a new token.
 
 ## Lifecycle
 `awaiting_verification` → `in_progress` ⇄ `paused` → `completed` | `rejected` | `cancelled`.
@@ -97,7 +98,12 @@ TAGS = [
     {"name": "Requests", "description": "Log requests and follow their deadlines."},
     {"name": "Request actions", "description": "What officers do to move a request along."},
     {"name": "Auth", "description": "OAuth2 client credentials."},
-    {"name": "Clients", "description": "API clients (admin)."},
+    {
+        "name": "Clients",
+        "description": "API clients (admin): create, list, disable, enable, rotate a secret, "
+        "delete. A disabled, deleted or rotated client's tokens are refused within "
+        "`DSR_CLIENT_REFRESH_INTERVAL` (5 s) in every process.",
+    },
     {
         "name": "Webhooks",
         "description": "Subscribe endpoints to signed event notifications; read and replay "
