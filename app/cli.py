@@ -4,23 +4,27 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 import uvicorn
 from alembic import command
 from alembic.config import Config
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import clients
+from app.auth import client_admin, clients
 from app.auth.clients import new_client_secret
 from app.auth.scopes import Role
 from app.core.config import Settings, get_settings, settings_problems
 from app.core.db import create_engine, create_sessionmaker
+from app.core.errors import AppError
 from app.core.time import utcnow
 from app.demo import JANE_DOE, create_demo_crm
 from app.demo.source import ensure_demo_database
+from app.models import Client
 from app.worker import run_worker
 
 cli = typer.Typer(help="Data subject rights service.", no_args_is_help=True)
@@ -64,34 +68,180 @@ def migrate() -> None:
     typer.echo("database is at the latest migration")
 
 
-async def _create_client(
-    settings: Settings,
-    name: str,
-    role: Role,
-    client_id: str | None = None,
-    secret: str | None = None,
-) -> tuple[str, str]:
+async def _create_client(settings: Settings, name: str, role: Role) -> tuple[str, str]:
     engine = create_engine(settings)
     try:
         async with create_sessionmaker(engine)() as session:
-            existing = await clients.get_by_client_id(session, client_id) if client_id else None
-            if existing is not None and secret is not None:
-                await clients.set_secret(session, settings=settings, client=existing, secret=secret)
-                await session.commit()
-                return existing.client_id, secret
             client, plain = await clients.create_client(
-                session,
-                settings=settings,
-                name=name,
-                role=role,
-                now=utcnow(),
-                client_id=client_id,
-                client_secret=secret,
+                session, settings=settings, name=name, role=role, now=utcnow()
             )
             await session.commit()
             return client.client_id, plain
     finally:
         await engine.dispose()
+
+
+async def _rekey_development_admin(settings: Settings, secret: str) -> bool:
+    """Create the development admin with ``secret``, or give it ``secret``; False, and no
+    change, if it was disabled or deleted: that decision outlives restarts."""
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            existing = await clients.get_by_client_id(session, DEV_ADMIN_ID)
+            if existing is None:
+                await clients.create_client(
+                    session,
+                    settings=settings,
+                    name="Development admin",
+                    role=Role.ADMIN,
+                    now=utcnow(),
+                    client_id=DEV_ADMIN_ID,
+                    client_secret=secret,
+                )
+            elif not existing.active:
+                return False
+            else:
+                await clients.set_secret(session, settings=settings, client=existing, secret=secret)
+            await session.commit()
+            return True
+    finally:
+        await engine.dispose()
+
+
+T = TypeVar("T")
+
+
+async def _on_client(
+    settings: Settings, client_id: str, change: Callable[[AsyncSession, Client], Awaitable[T]]
+) -> T:
+    """Apply ``change`` to the client named ``client_id`` and commit; AppError on refusal."""
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            client = await client_admin.get_client(session, client_id=client_id)
+            result = await change(session, client)
+            await session.commit()
+            return result
+    finally:
+        await engine.dispose()
+
+
+def _change_client(
+    settings: Settings, client_id: str, change: Callable[[AsyncSession, Client], Awaitable[T]]
+) -> T:
+    """Run ``change`` on the client; a refusal (unknown client, last admin) exits with 1."""
+    migrate_database(settings)
+    try:
+        return asyncio.run(_on_client(settings, client_id, change))
+    except AppError as refused:
+        typer.echo(f"error: {refused.detail}", err=True)
+        raise typer.Exit(1) from None
+
+
+async def _all_clients(settings: Settings, *, include_deleted: bool) -> list[Client]:
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            rows: list[Client] = []
+            cursor = None
+            while True:
+                page, cursor = await client_admin.list_clients(
+                    session, limit=200, cursor=cursor, include_deleted=include_deleted
+                )
+                rows.extend(page)
+                if cursor is None:
+                    return rows
+    finally:
+        await engine.dispose()
+
+
+def _status(client: Client) -> str:
+    if client.deleted_at is not None:
+        return "deleted"
+    return "active" if client.active else "disabled"
+
+
+ClientIdArgument = Annotated[
+    str, typer.Argument(help="The client's client_id.", metavar="CLIENT_ID")
+]
+# The CLI has no caller: only the last-active-admin rule applies to it.
+NO_CALLER = None
+
+
+@clients_cli.command("list")
+def list_clients(
+    include_deleted: Annotated[
+        bool, typer.Option("--all", help="Also list deleted clients.")
+    ] = False,
+) -> None:
+    """List API clients, newest first (never their secrets)."""
+    settings = get_settings()
+    migrate_database(settings)
+    rows = asyncio.run(_all_clients(settings, include_deleted=include_deleted))
+    typer.echo(f"{'client_id':<40} {'role':<12} {'status':<9} {'created':<20} name")
+    for client in rows:
+        created = client.created_at.strftime("%Y-%m-%d %H:%M")
+        typer.echo(
+            f"{client.client_id:<40} {client.role:<12} {_status(client):<9} {created:<20} "
+            f"{client.name}"
+        )
+
+
+@clients_cli.command("disable")
+def disable_client(client_id: ClientIdArgument) -> None:
+    """Refuse a client's secret and tokens (API processes within DSR_CLIENT_REFRESH_INTERVAL)."""
+
+    async def change(session: AsyncSession, client: Client) -> None:
+        await client_admin.disable_client(
+            session, client=client, caller_client_id=NO_CALLER, now=utcnow()
+        )
+
+    _change_client(get_settings(), client_id, change)
+    typer.echo(f"{client_id} disabled: its secret and tokens are refused")
+
+
+@clients_cli.command("enable")
+def enable_client(client_id: ClientIdArgument) -> None:
+    """Accept a disabled client's secret again (its older tokens stay refused)."""
+
+    async def change(session: AsyncSession, client: Client) -> None:
+        await client_admin.enable_client(session, client=client)
+
+    _change_client(get_settings(), client_id, change)
+    typer.echo(f"{client_id} enabled")
+
+
+@clients_cli.command("rotate-secret")
+def rotate_client_secret(client_id: ClientIdArgument) -> None:
+    """Give a client a new secret and print it (shown only once); the old one stops working."""
+
+    settings = get_settings()
+
+    async def change(session: AsyncSession, client: Client) -> str:
+        return await client_admin.rotate_secret(
+            session, settings=settings, client=client, now=utcnow()
+        )
+
+    secret = _change_client(settings, client_id, change)
+    typer.echo(f"client_id={client_id}\nclient_secret={secret}")
+
+
+@clients_cli.command("delete")
+def delete_client(
+    client_id: ClientIdArgument,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a client for good (its requests and audit trail are kept)."""
+    if not yes:
+        typer.confirm(f"Delete {client_id} for good?", abort=True)
+
+    async def change(session: AsyncSession, client: Client) -> None:
+        await client_admin.delete_client(
+            session, client=client, caller_client_id=NO_CALLER, now=utcnow()
+        )
+
+    _change_client(get_settings(), client_id, change)
+    typer.echo(f"{client_id} deleted")
 
 
 @clients_cli.command("create")
@@ -185,17 +335,20 @@ def serve(
     if settings.env == "development" and not settings.admin_client_id:
         # A fresh secret each start: the development admin is printed, never stored in clear.
         secret = new_client_secret()
-        asyncio.run(
-            _create_client(
-                settings, "Development admin", Role.ADMIN, client_id=DEV_ADMIN_ID, secret=secret
+        if asyncio.run(_rekey_development_admin(settings, secret)):
+            typer.echo(
+                f"\nDSR service on {base}  (API docs: {base}/docs)\n"
+                f"Development admin client: client_id={DEV_ADMIN_ID} client_secret={secret}\n"
+                f"Get a token:\n  curl -s -X POST {base}/v1/oauth/token "
+                f"-u {DEV_ADMIN_ID}:{secret} -d grant_type=client_credentials\n"
             )
-        )
-        typer.echo(
-            f"\nDSR service on {base}  (API docs: {base}/docs)\n"
-            f"Development admin client: client_id={DEV_ADMIN_ID} client_secret={secret}\n"
-            f"Get a token:\n  curl -s -X POST {base}/v1/oauth/token "
-            f"-u {DEV_ADMIN_ID}:{secret} -d grant_type=client_credentials\n"
-        )
+        else:
+            typer.echo(
+                f"\nDSR service on {base}  (API docs: {base}/docs)\n"
+                f"The development admin client {DEV_ADMIN_ID} was disabled or deleted and stays "
+                "so; use another admin (`dsr clients create --role admin`, `dsr clients enable`)."
+                "\n"
+            )
     else:
         typer.echo(f"\nDSR service on {base}  (API docs: {base}/docs)\n")
     uvicorn.run(

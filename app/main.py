@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from app.auth import router as auth_api
 from app.auth.clients import ensure_bootstrap_admin
+from app.auth.revocation import ActiveClients
 from app.core.api_docs import install_api_docs
 from app.core.config import Settings, get_settings, settings_problems
 from app.core.db import create_engine, create_sessionmaker
@@ -49,7 +50,8 @@ EU GDPR and CCPA.
 Create a client (`dsr clients create` or `POST /v1/clients` as admin), then press
 **Authorize** above and enter its client id and secret (client credentials flow).
 Roles: **integration** (submits requests, sees only its own), **officer** (sees and acts on
-every request), **admin** (also manages clients).
+every request), **admin** (also manages clients). A `401` with `invalid_token` means the token
+expired or its client was disabled, deleted or given a new secret since: get a new token.
 
 ## Lifecycle
 `awaiting_verification` → `in_progress` ⇄ `paused` → `completed` | `rejected` | `cancelled`.
@@ -103,7 +105,12 @@ TAGS = [
     {"name": "Requests", "description": "Log requests and follow their deadlines."},
     {"name": "Request actions", "description": "What officers do to move a request along."},
     {"name": "Auth", "description": "OAuth2 client credentials."},
-    {"name": "Clients", "description": "API clients (admin)."},
+    {
+        "name": "Clients",
+        "description": "API clients (admin): create, list, disable, enable, rotate a secret, "
+        "delete. A disabled, deleted or rotated client's tokens are refused within "
+        "`DSR_CLIENT_REFRESH_INTERVAL` (5 s) in every process.",
+    },
     {
         "name": "Webhooks",
         "description": "Subscribe endpoints to signed event notifications; read and replay "
@@ -187,6 +194,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = create_engine(settings)
     app.state.sessionmaker = create_sessionmaker(app.state.engine)
     app.state.committer = GroupCommitter(app.state.engine)
+    app.state.active_clients = ActiveClients(
+        app.state.engine, refresh_interval=settings.client_refresh_interval
+    )
     install_error_handlers(app)
     install_api_docs(app)
     register_webhook_docs(app, request_event=RequestWebhookEvent)

@@ -72,6 +72,13 @@ class Client(SQLModel, table=True):
     secret_encrypted: str = Field(max_length=512)
     active: bool = True
     created_at: datetime = timestamp()
+    disabled_at: datetime | None = timestamp(nullable=True)
+    secret_rotated_at: datetime | None = timestamp(nullable=True)
+    # Tokens issued before this instant are refused (set by disable, rotation and deletion).
+    tokens_revoked_at: datetime | None = timestamp(nullable=True)
+    # Deleted clients keep their row (secrets wiped): requests and audit entries name them,
+    # and their client_id must never be given to another client.
+    deleted_at: datetime | None = timestamp(nullable=True)
 
 
 class DsrRequest(SQLModel, table=True):

@@ -46,7 +46,10 @@ async def verify_identity_assertion(
     (``assertion_replayed``).
     """
     client = await get_by_client_id(session, caller_client_id)
-    secret = client and decrypt_secret(client.secret_encrypted, secret_key=settings.secret_key)
+    # Read from the row, not the token cache: a client disabled a moment ago vouches for no one.
+    secret = None
+    if client is not None and client.active:
+        secret = decrypt_secret(client.secret_encrypted, secret_key=settings.secret_key)
     if not secret:
         raise InvalidAssertion("The assertion cannot be checked for this client.")
     try:

@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+import logging
 import secrets
 from datetime import datetime
 
@@ -14,6 +15,8 @@ from app.core.config import Settings
 from app.core.crypto import derived_key, encrypt_secret
 from app.core.errors import Conflict
 from app.models import Client
+
+logger = logging.getLogger("app.auth")
 
 
 def hash_secret(secret: str, *, secret_key: str) -> str:
@@ -94,10 +97,17 @@ async def authenticate(
 async def ensure_bootstrap_admin(
     session: AsyncSession, *, settings: Settings, now: datetime
 ) -> bool:
-    """Create the admin client named by the settings if it does not exist yet."""
+    """Create the admin client named by the settings if it does not exist yet.
+
+    Only ever creates: once it exists, the stored client wins over the environment at every
+    start. A bootstrap admin since disabled, deleted or given a new secret stays so (the
+    environment's secret is not accepted), and a warning says so.
+    """
     if not (settings.admin_client_id and settings.admin_client_secret):
         return False
-    if await get_by_client_id(session, settings.admin_client_id) is not None:
+    existing = await get_by_client_id(session, settings.admin_client_id)
+    if existing is not None:
+        _warn_if_ignored(existing, settings=settings, env_secret=settings.admin_client_secret)
         return False
     await create_client(
         session,
@@ -109,3 +119,24 @@ async def ensure_bootstrap_admin(
         client_secret=settings.admin_client_secret,
     )
     return True
+
+
+def _warn_if_ignored(client: Client, *, settings: Settings, env_secret: str) -> None:
+    if client.deleted_at is not None:
+        logger.warning(
+            "the bootstrap admin client %s was deleted; DSR_ADMIN_CLIENT_ID and "
+            "DSR_ADMIN_CLIENT_SECRET do not re-create it (remove them)",
+            client.client_id,
+        )
+    elif not client.active:
+        logger.warning(
+            "the bootstrap admin client %s is disabled; DSR_ADMIN_CLIENT_SECRET is refused "
+            "until another admin enables it",
+            client.client_id,
+        )
+    elif not secret_matches(env_secret, client.secret_hash, secret_key=settings.secret_key):
+        logger.warning(
+            "DSR_ADMIN_CLIENT_SECRET is not the secret of the bootstrap admin client %s (it "
+            "was rotated) and is not accepted; set it to the current secret or remove it",
+            client.client_id,
+        )

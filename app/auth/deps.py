@@ -1,18 +1,23 @@
-"""Who is calling: the bearer token, the scope checks, and the typed caller dependencies."""
+"""Who is calling: the bearer token, the scope checks, and the typed caller dependencies;
+and the API client named in a path (load-or-404, admins only)."""
 
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Path, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.routing import APIRoute
 from fastapi.security import OAuth2
 
+from app.auth import client_admin
+from app.auth.revocation import ActiveClients
 from app.auth.scopes import SCOPE_DESCRIPTIONS, Principal, Scope
 from app.auth.tokens import verify_access_token
 from app.core.config import Settings
+from app.core.deps import SessionDep
 from app.core.errors import Forbidden, Unauthorized
+from app.models import Client
 
 
 class OAuth2ClientCredentials(OAuth2):
@@ -51,17 +56,33 @@ def authenticate(settings: Settings, token: str | None) -> Principal:
     return principal
 
 
+async def authenticated(request: Request, token: str | None) -> Principal:
+    """The caller, checked once per request: a valid token of a client still active (else 401)."""
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is not None:
+        return known
+    principal = authenticate(request.app.state.settings, token)
+    active_clients: ActiveClients = request.app.state.active_clients
+    if not await active_clients.admits(principal):
+        raise Unauthorized(
+            "The access token has been revoked: its client was disabled or deleted, or "
+            "its secret was rotated.",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    request.state.principal = principal
+    return principal
+
+
 def require(scope: Scope) -> Callable[..., Coroutine[Any, Any, Principal]]:
-    """A dependency that admits only callers holding ``scope``."""
+    """A dependency that admits only callers holding ``scope`` whose client is still active
+    and whose token predates no revocation (disable, rotation, deletion) of that client."""
 
     # One dependency, not a chain: each level of FastAPI's dependency solving costs on
     # every request, and every route runs this.
     async def check(
         request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
     ) -> Principal:
-        principal: Principal | None = getattr(request.state, "principal", None)
-        if principal is None:
-            principal = authenticate(request.app.state.settings, token)
+        principal = await authenticated(request, token)
         if scope not in principal.scopes:
             raise Forbidden(f"This action needs the `{scope}` scope.")
         return principal
@@ -75,6 +96,24 @@ Officer = Annotated[Principal, Depends(require(Scope.REQUESTS_MANAGE))]
 Admin = Annotated[Principal, Depends(require(Scope.CLIENTS_MANAGE))]
 SourceManager = Annotated[Principal, Depends(require(Scope.SOURCES_MANAGE))]
 WebhookManager = Annotated[Principal, Depends(require(Scope.WEBHOOKS_MANAGE))]
+
+
+async def get_active_clients(request: Request) -> ActiveClients:
+    """This process's view of the active clients (told when a route changes one)."""
+    active_clients: ActiveClients = request.app.state.active_clients
+    return active_clients
+
+
+ActiveClientsDep = Annotated[ActiveClients, Depends(get_active_clients)]
+ClientId = Annotated[str, Path(description="The client's `client_id`.")]
+
+
+async def load_client(_admin: Admin, session: SessionDep, client_id: ClientId) -> Client:
+    """The client named in the path; 404 if there is none or it was deleted."""
+    return await client_admin.get_client(session, client_id=client_id)
+
+
+ClientDep = Annotated[Client, Depends(load_client)]
 
 
 def _needs_token(dependant: Dependant) -> bool:
@@ -97,10 +136,7 @@ class TokenFirstRoute(APIRoute):
             return handler
 
         async def authenticated_first(request: Request) -> Response:
-            # Kept for require(), so the token is checked once per request.
-            request.state.principal = authenticate(
-                request.app.state.settings, await oauth2_scheme(request)
-            )
+            await authenticated(request, await oauth2_scheme(request))
             return await handler(request)
 
         return authenticated_first

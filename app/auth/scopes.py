@@ -65,6 +65,8 @@ class Principal:
     client_id: str
     role: Role
     scopes: frozenset[str]
+    # The client's revocation mark when the token was issued (see tokens.revocation_mark).
+    revocation_mark: int = 0
 
     @property
     def sees_all_requests(self) -> bool:

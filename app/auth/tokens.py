@@ -1,12 +1,20 @@
 """Access tokens: HS256 JWTs (python-jose) with an explicit algorithm allowlist.
 
-Each token carries an audience, issuer, ``iat`` and ``exp``; verified claims are cached
-briefly, because the signature check dominates the cost of a call.
+Each token carries an audience, issuer, subject, role, ``iat`` and ``exp``, and a token
+lacking any of them is refused: python-jose checks ``aud`` and ``iss`` only when present, so
+presence is required explicitly. Verified claims are cached briefly, because the signature
+check dominates the cost of a call.
+
+A token also carries ``rev``, its client's revocation mark when it was issued: disabling,
+deleting or rotating a client moves the mark on, and ``revocation.ActiveClients`` refuses
+tokens with an older one. Comparing marks, not ``iat`` with the change's time, keeps a token
+issued just after a rotation valid whatever the clocks of the processes involved.
 """
 
 import time
 import uuid
 from collections import OrderedDict
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jose import JWTError, jwt
@@ -17,10 +25,24 @@ from app.core.crypto import derived_key
 ALGORITHMS = ["HS256"]
 TOKEN_AUDIENCE = "dsr-api"
 TOKEN_ISSUER = "dsr-service"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def revocation_mark(tokens_revoked_at: datetime | None) -> int:
+    """A client's ``tokens_revoked_at`` as whole microseconds (0: never revoked)."""
+    if tokens_revoked_at is None:
+        return 0
+    return (tokens_revoked_at - _EPOCH) // timedelta(microseconds=1)
 
 
 def issue_access_token(
-    *, client_id: str, role: Role, scopes: frozenset[str], secret_key: str, ttl_seconds: int
+    *,
+    client_id: str,
+    role: Role,
+    scopes: frozenset[str],
+    secret_key: str,
+    ttl_seconds: int,
+    revocation_mark: int = 0,
 ) -> str:
     now = int(time.time())
     claims = {
@@ -33,6 +55,7 @@ def issue_access_token(
         "nbf": now,
         "exp": now + ttl_seconds,
         "jti": uuid.uuid4().hex,
+        "rev": revocation_mark,
     }
     return jwt.encode(claims, derived_key(secret_key, "access-token"), algorithm="HS256")
 
@@ -75,16 +98,25 @@ def verify_access_token(token: str, *, secret_key: str) -> Principal | None:
                 algorithms=ALGORITHMS,
                 audience=TOKEN_AUDIENCE,
                 issuer=TOKEN_ISSUER,
-                options={"require_exp": True, "require_iat": True, "require_sub": True},
+                options={
+                    "require_aud": True,
+                    "require_iss": True,
+                    "require_exp": True,
+                    "require_iat": True,
+                    "require_sub": True,
+                },
             )
         except (JWTError, ValueError, TypeError, KeyError):
             return None
-        if not isinstance(claims.get("exp"), int | float):
+        if not isinstance(claims.get("exp"), int | float) or "role" not in claims:
             return None
         _claims_cache.put(cache_key, claims)
     try:
         role = Role(str(claims.get("role")))
     except ValueError:
         return None
+    mark = claims.get("rev", 0)
+    if not isinstance(mark, int) or isinstance(mark, bool):
+        return None
     scopes = frozenset(str(claims.get("scope", "")).split()) & ROLE_SCOPES[role]
-    return Principal(client_id=str(claims["sub"]), role=role, scopes=scopes)
+    return Principal(client_id=str(claims["sub"]), role=role, scopes=scopes, revocation_mark=mark)

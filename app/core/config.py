@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     )
     verification_expiry_days: int = 30
     access_token_ttl: int = Field(default=3600, ge=60, le=86400, description="seconds")
+    client_refresh_interval: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="seconds between each API process's re-reads of the active clients: a "
+        "disabled, deleted or rotated client's tokens are refused at most this long after",
+    )
     max_body_bytes: int = 1_048_576
     db_pool_size: int = 10
     due_soon_days: int = Field(default=7, ge=0, le=60)

@@ -22,13 +22,15 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient, BasicAuth
 from jose import jwt
+from sqlalchemy import update
+from sqlmodel import col
 
 from app.auth.scopes import Scope
 from app.auth.tokens import TOKEN_AUDIENCE, TOKEN_ISSUER
 from app.core.crypto import derived_key
 from app.core.time import utcnow
 from app.main import create_app
-from app.models import DsrRequest, FulfilmentTask, WebhookDelivery, WebhookEndpoint
+from app.models import Client, DsrRequest, FulfilmentTask, WebhookDelivery, WebhookEndpoint
 from tests.conftest import ADMIN_ID, ADMIN_SECRET, TEST_SECRET_KEY, make_settings, new_client
 from tests.factories import create_request, request_body
 
@@ -55,6 +57,7 @@ CALLERS = BAD_TOKEN_CALLERS + ROLE_CALLERS
 # ------------------------------------------------------------------------------ the matrix
 
 RID = "/v1/requests/{request_id}"
+CID = "/v1/clients/{client_id}"
 WID = "/v1/webhooks/{webhook_id}"
 SID = "/v1/suppressions/{suppression_id}"
 DSID = "/v1/data-sources/{source_id}"
@@ -68,6 +71,11 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("GET",  "/readyz"):                         (200,         200,         200,     200),
     ("POST", "/v1/oauth/token"):                 (200,         200,         200,     200),
     ("POST", "/v1/clients"):                     (401,         403,         403,     201),
+    ("GET",  "/v1/clients"):                     (401,         403,         403,     200),
+    ("DELETE", CID):                             (401,         403,         403,     204),
+    ("POST", CID + "/disable"):                  (401,         403,         403,     200),
+    ("POST", CID + "/enable"):                   (401,         403,         403,     200),
+    ("POST", CID + "/rotate-secret"):            (401,         403,         403,     200),
     ("POST", "/v1/requests"):                    (401,         201,         201,     201),
     ("GET",  "/v1/requests"):                    (401,         200,         200,     200),
     ("POST", "/v1/requests/search"):             (401,         200,         200,     200),
@@ -169,6 +177,14 @@ WEBHOOK_SCENARIOS: dict[str, tuple[bool, bool]] = {
     WID + "/enable":                            (True,     False),
     WID + "/deliveries":                        (False,    True),
     WID + "/deliveries/{delivery_id}/retry":    (False,    True),
+}
+
+# Per-client routes act on a fresh integration client, disabled first or not.
+CLIENT_SCENARIOS: dict[str, bool] = {
+    CID:                                        False,
+    CID + "/disable":                           False,
+    CID + "/enable":                            True,
+    CID + "/rotate-secret":                     False,
 }
 
 # Officer actions x the request's current status (officer caller). 409 is "not allowed now";
@@ -368,6 +384,27 @@ async def webhook_in(
     return str(webhook_id), delivery_id
 
 
+async def client_in(
+    app: FastAPI, client: AsyncClient, admin_headers: dict[str, str], *, disabled: bool
+) -> str:
+    """A fresh integration client, optionally disabled."""
+    client_id, _secret = await new_client(client, admin_headers, "integration")
+    if disabled:
+        async with app.state.sessionmaker.begin() as session:
+            await session.execute(
+                update(Client).where(col(Client.client_id) == client_id).values(active=False)
+            )
+    return client_id
+
+
+async def _client_snapshot(
+    client: AsyncClient, admin_headers: dict[str, str], client_id: str
+) -> Any:
+    response = await client.get("/v1/clients", headers=admin_headers, params={"limit": 200})
+    assert response.status_code == 200, response.text
+    return [item for item in response.json()["items"] if item["client_id"] == client_id]
+
+
 async def suppression_in(client: AsyncClient, officer_headers: dict[str, str]) -> str:
     """A suppression entry added by the officer (a fresh address each time)."""
     body = {**SUPPRESSION_BODY, "email": f"matrix-{uuid.uuid4().hex[:8]}@example.com"}
@@ -446,6 +483,8 @@ def test_matrix_has_a_row_for_every_route_and_no_stale_rows() -> None:
     assert per_request == SCENARIOS.keys()
     per_webhook = {path for _method, path in routes if "{webhook_id}" in path}
     assert per_webhook == WEBHOOK_SCENARIOS.keys()
+    per_client = {path for _method, path in routes if "{client_id}" in path}
+    assert per_client == CLIENT_SCENARIOS.keys()
 
 
 @pytest.mark.parametrize("caller", CALLERS)
@@ -465,7 +504,7 @@ async def test_authorisation_matrix(
             continue
         expected = _expected(method, path, caller)
         url, request_id, webhook_id, before = path, None, None, None
-        source_id = None
+        source_id, client_id = None, None
         kwargs: dict[str, Any] = {}
         if path in SCENARIOS:
             status, body = SCENARIOS[path]
@@ -489,7 +528,11 @@ async def test_authorisation_matrix(
                 "client_id": ADMIN_ID,
                 "client_secret": ADMIN_SECRET,
             }
-        elif path == "/v1/clients":
+        elif path in CLIENT_SCENARIOS:
+            client_id = await client_in(app, client, admin_headers, disabled=CLIENT_SCENARIOS[path])
+            before = await _client_snapshot(client, admin_headers, client_id)
+            url = path.replace("{client_id}", client_id)
+        elif (method, path) == ("POST", "/v1/clients"):
             kwargs["json"] = {"name": "Matrix CRM", "role": "integration"}
         elif (method, path) == ("POST", "/v1/requests"):
             kwargs["json"] = request_body()
@@ -531,6 +574,10 @@ async def test_authorisation_matrix(
             after = await _webhook_snapshot(client, officer_headers, webhook_id)
             if after != before:
                 mismatches.append(f"{cell}: a refused call changed the webhook endpoint")
+        if expected >= 400 and client_id is not None:
+            after = await _client_snapshot(client, admin_headers, client_id)
+            if after != before:
+                mismatches.append(f"{cell}: a refused call changed the client")
         if expected >= 400 and source_id is not None:
             after = await _data_source_snapshot(client, admin_headers, source_id)
             if after != before:
