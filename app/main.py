@@ -24,6 +24,7 @@ from app.core.middleware import (
     BodyHygieneMiddleware,
     UnexpectedErrorMiddleware,
 )
+from app.core.openapi import install_complete_openapi
 from app.core.time import utcnow
 from app.data_sources import router as data_sources_api
 from app.demo.source import ensure_demo_source
@@ -221,6 +222,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health_api.router,
     ):
         app.include_router(router)
+    install_complete_openapi(app)
     return app
 
 

@@ -12,26 +12,39 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
 
 import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
-from schemathesis.checks import CHECKS, load_all_checks
+from hypothesis import strategies as st
+from schemathesis.config import SchemathesisConfig
 
 from app.core.config import Settings
 from app.main import create_app
 
 ADMIN_ID = "contract-admin"
 ADMIN_SECRET = "contract-admin-secret-0123456789abcdef"
-EXAMPLES = 25
+EXAMPLES = 50
 
-load_all_checks()
-# Every check schemathesis has; the stateful ones (links between calls) find nothing here.
-ALL_CHECKS: list[Any] = [CHECKS.get_one(name) for name in CHECKS.get_all_names()]
+ROOT = Path(__file__).resolve().parent.parent
+# The document says identities are "format: email" and "format: phone": valid cases send
+# addresses and numbers a person can have (no reserved .test or .invalid domains, real
+# numbering plans), as a client would.
+schemathesis.openapi.format(
+    "email",
+    st.from_regex(
+        r"[a-z][a-z0-9_+-]{0,15}@[a-z][a-z0-9]{0,15}\.(com|org|co\.uk|de)", fullmatch=True
+    ),
+)
+schemathesis.openapi.format(
+    "phone",
+    st.sampled_from(["+441632960001", "+442079460456", "020 7946 0123", "+14155550123"]),
+)
 SCHEMA = schemathesis.openapi.from_dict(
-    create_app(Settings(database_url="sqlite+aiosqlite:///:memory:")).openapi()
+    create_app(Settings(database_url="sqlite+aiosqlite:///:memory:")).openapi(),
+    config=SchemathesisConfig.from_path(ROOT / "schemathesis.toml"),
 )
 
 
@@ -120,4 +133,19 @@ def headers(request: pytest.FixtureRequest, server: str) -> dict[str, str]:
 def test_the_service_answers_as_its_document_says(
     case: schemathesis.Case, server: str, headers: dict[str, str]
 ) -> None:
-    case.call_and_validate(base_url=server, headers=headers, checks=ALL_CHECKS)
+    # A cursor is opaque: a made-up one is refused (400) whatever the schema allows, so valid
+    # cases go without one; cursors have a property test of their own (tests/core/
+    # test_pagination.py). Invalid cases keep theirs: it may be what makes them invalid.
+    # Likewise two facts of intake no schema can state, each tested on its own: received_at
+    # must not be in the future (tests/requests), and an identity assertion must be a JWT the
+    # client signed (tests/auth/test_identity_assertion.py).
+    if case.meta is None or case.meta.generation.mode.is_positive:
+        for part in (case.query, case.body):
+            if isinstance(part, dict):
+                part.pop("cursor", None)
+                part.pop("identity_assertion", None)
+                received = part.get("received_at")
+                if isinstance(received, str) and not "2000" <= received[:4] <= "2025":
+                    part["received_at"] = "2025-06-30T09:00:00Z"  # 2000 is the earliest taken
+    # Every check schemathesis has (all are on unless schemathesis.toml says otherwise).
+    case.call_and_validate(base_url=server, headers=headers)

@@ -90,3 +90,51 @@ def test_request_event_payload_documents_the_per_request_sequence(spec: dict[str
     assert "sequence" in data["required"]
     assert data["properties"]["sequence"]["type"] == "integer"
     assert "order" in data["properties"]["sequence"]["description"]
+
+
+def test_every_error_is_documented_as_problem_json_only(spec: dict[str, Any]) -> None:
+    for path, method, op in _operations(spec):
+        for status, response in op["responses"].items():
+            if int(status) >= 400:
+                assert list(response.get("content", {})) == ["application/problem+json"], (
+                    f"{method.upper()} {path} {status}"
+                )
+    # FastAPI's own validation body is never what the service sends.
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+
+
+def test_body_routes_document_unreadable_large_and_foreign_bodies(spec: dict[str, Any]) -> None:
+    with_body = [
+        (path, method, op) for path, method, op in _operations(spec) if "requestBody" in op
+    ]
+    assert len(with_body) > 15
+    for path, method, op in with_body:
+        assert {"400", "413", "415"} <= set(op["responses"]), f"{method.upper()} {path}"
+
+
+def test_ids_in_paths_are_documented_as_uuids(spec: dict[str, Any]) -> None:
+    for path, method, op in _operations(spec):
+        for parameter in op.get("parameters", []):
+            if parameter["in"] == "path" and parameter["name"].endswith(
+                (
+                    "request_id",
+                    "task_id",
+                    "webhook_id",
+                    "delivery_id",
+                    "suppression_id",
+                    "source_id",
+                )
+            ):
+                assert parameter["schema"].get("format") == "uuid", f"{method.upper()} {path}"
+
+
+def test_identities_and_dates_say_what_the_service_accepts(spec: dict[str, Any]) -> None:
+    schemas = spec["components"]["schemas"]
+    subject = schemas["Subject"]["properties"]
+    assert subject["email"]["format"] == "email"
+    assert subject["phone"]["format"] == "phone"
+    # At least one identity; and one to find the person by unless it came by post or phone.
+    assert len(schemas["Subject"]["anyOf"]) == 4
+    assert schemas["AccessCreate"]["if"] == {
+        "properties": {"channel": {"not": {"enum": ["post", "phone"]}}}
+    }

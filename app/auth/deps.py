@@ -17,6 +17,7 @@ from app.auth.tokens import verify_access_token
 from app.core.config import Settings
 from app.core.deps import SessionDep
 from app.core.errors import Forbidden, Unauthorized
+from app.core.json_body import is_json_media_type, parse_json_body
 from app.models import Client
 
 
@@ -123,20 +124,29 @@ def _needs_token(dependant: Dependant) -> bool:
 
 
 class TokenFirstRoute(APIRoute):
-    """A route that checks the bearer token before it reads the body.
+    """A route that checks the bearer token first, then judges a JSON body, then runs.
 
     FastAPI parses the JSON body before it runs dependencies, so a caller without a token
     would learn how its body was judged (400, 422) before being told it is not authenticated.
-    Every capability's router uses this class; routes without a token requirement are as is.
+    A JSON body is then parsed once, refusing NUL characters and repeated keys
+    (``app.core.json_body``). Every capability's router uses this class.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        if not _needs_token(self.dependant):
+        needs_token = _needs_token(self.dependant)
+        takes_body = self.body_field is not None
+        if not (needs_token or takes_body):
             return handler
 
-        async def authenticated_first(request: Request) -> Response:
-            await authenticated(request, await oauth2_scheme(request))
+        async def checked(request: Request) -> Response:
+            if needs_token:
+                await authenticated(request, await oauth2_scheme(request))
+            if takes_body and is_json_media_type(request.headers.get("content-type")):
+                body = await request.body()
+                if body:
+                    # Starlette's cache of the parsed body: FastAPI takes it from there.
+                    request._json = parse_json_body(body)
             return await handler(request)
 
-        return authenticated_first
+        return checked

@@ -271,6 +271,17 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else title
         if exc.status_code == 404:
             detail = "No such resource."
+        if exc.status_code == 400:
+            # Only the framework raises these (the service raises AppError): a body it could
+            # not read, such as a broken form. One shape for "cannot read it", and never the
+            # parser's own words, which can quote the body.
+            return problem(
+                400,
+                "Malformed body",
+                "The request body could not be read.",
+                slug="malformed-body",
+                errors=[{"loc": ["body"], "msg": "unreadable body", "type": "body_invalid"}],
+            )
         status = exc.status_code if 400 <= exc.status_code < 500 else 400
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:

@@ -2,7 +2,6 @@
 last line of defence that turns an unexpected error into a 500 without logging its message."""
 
 import logging
-import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +10,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import problem
+from app.core.json_body import is_json_media_type
 from app.core.tracebacks import traceback_without_messages
 
 access_logger = logging.getLogger("app.access")
@@ -19,9 +19,6 @@ error_logger = logging.getLogger("app.errors")
 FORM_PATHS = {"/v1/oauth/token"}
 JSON_TYPES = ("application/json",)
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-# A JSON \u0000 escape: an odd number of backslashes before "u0000" (an even number is an
-# escaped backslash followed by the literal text "u0000").
-_ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 async def _send_problem(
@@ -60,14 +57,11 @@ def _form_has_nul(body: bytes, media_type: str) -> bool:
     return media_type == "application/x-www-form-urlencoded" and b"%00" in body
 
 
-def _is_json(media_type: str) -> bool:
-    return media_type in JSON_TYPES or (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    )
-
-
 class BodyHygieneMiddleware:
-    """413 for oversized bodies, 415 for media types we cannot read, 422 for NUL characters."""
+    """413 for oversized bodies, 415 for media types we cannot read, 400 for NUL in a form.
+
+    JSON bodies are judged by the route once the caller is authenticated (``app.core.json_body``).
+    """
 
     def __init__(self, app: ASGIApp, max_body_bytes: int = 1_048_576) -> None:
         self.app = app
@@ -87,7 +81,9 @@ class BodyHygieneMiddleware:
             return
         expects_form = scope["path"] in FORM_PATHS
         if declares_body or media_type:
-            acceptable = media_type in FORM_TYPES if expects_form else _is_json(media_type)
+            acceptable = (
+                media_type in FORM_TYPES if expects_form else is_json_media_type(media_type)
+            )
             if declares_body and not acceptable:
                 wanted = "application/x-www-form-urlencoded" if expects_form else "application/json"
                 await _send_problem(
@@ -119,35 +115,17 @@ class BodyHygieneMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if expects_form:
-            # PostgreSQL cannot store or compare text holding NUL: refuse it here, as for JSON.
-            if _form_has_nul(body, media_type):
-                await _send_problem(
-                    scope,
-                    receive,
-                    send,
-                    400,
-                    "Invalid request",
-                    "Form fields must not contain NUL characters.",
-                    error="invalid_request",
-                )
-                return
-            await self.app(
-                scope,
-                _replay([{"type": "http.request", "body": body, "more_body": False}], receive),
-                send,
-            )
-            return
-        if b"\x00" in body or _ESCAPED_NUL.search(body):
-            # Same shape as any other validation failure, so clients can rely on `errors`.
+        # PostgreSQL cannot store or compare text holding NUL. A form is judged here (the token
+        # route has no token to check first); JSON by the route, once the caller is known.
+        if expects_form and _form_has_nul(body, media_type):
             await _send_problem(
                 scope,
                 receive,
                 send,
-                422,
-                "Validation failed",
-                "Text fields must not contain NUL characters.",
-                errors=[{"loc": ["body"], "msg": "must not contain NUL characters", "type": "nul"}],
+                400,
+                "Invalid request",
+                "Form fields must not contain NUL characters.",
+                error="invalid_request",
             )
             return
         await self.app(
@@ -196,7 +174,8 @@ class AccessLogMiddleware:
             if access_logger.isEnabledFor(logging.INFO):
                 # The route template, not the raw path: a mistyped path could hold an email.
                 route = scope.get("route") or self._match(scope)
-                path = getattr(route, "path", None) or "<unmatched>"
+                # The template as documented ({request_id}, not {request_id:uuid}).
+                path = getattr(route, "path_format", None) or "<unmatched>"
                 access_logger.info(
                     "%s %s %s %.1fms",
                     scope["method"],

@@ -101,7 +101,7 @@ async def list_data_sources(
 
 
 @router.get(
-    "/{source_id}",
+    "/{source_id:uuid}",
     response_model=DataSourcePublic,
     summary="Get one data source",
     responses=SOURCE_ERRORS,
@@ -112,7 +112,7 @@ async def get_data_source(source: SourceDep) -> DataSourcePublic:
 
 
 @router.delete(
-    "/{source_id}",
+    "/{source_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Delete a data source",
@@ -129,7 +129,7 @@ async def delete_data_source(source: LockedSource, session: SessionDep, now: Now
 
 
 @router.post(
-    "/{source_id}/test",
+    "/{source_id:uuid}/test",
     response_model=DataSourceTestResult,
     summary="Test a data source's connection",
     responses=SOURCE_ERRORS,

@@ -62,7 +62,7 @@ async def _stream(
 
 
 @router.get(
-    "/v1/requests/{request_id}/exports",
+    "/v1/requests/{request_id:uuid}/exports",
     response_model=Page[ExportPublic],
     summary="List a request's export files",
     responses={**AUTH_ERRORS, **NOT_FOUND, **VALIDATION},
@@ -89,7 +89,7 @@ async def list_exports(
 
 
 @router.get(
-    "/v1/requests/{request_id}/export",
+    "/v1/requests/{request_id:uuid}/export",
     summary="Download a request's export",
     response_class=StreamingResponse,
     responses={

@@ -58,6 +58,20 @@ async def list_tasks(
     return [task for task in rows.scalars() if _may_work_on(principal, task)]
 
 
+async def visible_tasks(
+    session: AsyncSession, principal: Principal, request_id: uuid.UUID
+) -> list[FulfilmentTask]:
+    """The caller's view of a request's tasks: empty for a request it may see that has none;
+    404 when it may see neither the request nor any of its tasks."""
+    found = await list_tasks(session, principal, request_id)
+    if found:
+        return found
+    dsr = await session.get(DsrRequest, request_id)
+    if dsr is None or not (principal.sees_all_requests or dsr.submitted_by == principal.client_id):
+        raise NotFound("No task of this request is visible to you.")
+    return []
+
+
 async def task_public(session: AsyncSession, task: FulfilmentTask) -> TaskPublic:
     dsr = await session.get(DsrRequest, task.request_id)
     source = await session.get(DataSource, task.data_source_id)

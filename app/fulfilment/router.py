@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Path
 
 from app.auth.deps import Officer, Reader, TokenFirstRoute
 from app.core.deps import NowDep, SessionDep, SettingsDep
-from app.core.errors import ACTION_ERRORS, AUTH_ERRORS, VALIDATION, NotFound, problem_response
+from app.core.errors import ACTION_ERRORS, AUTH_ERRORS, VALIDATION, problem_response
 from app.core.pagination import Page
 from app.core.strict_query import StrictQuery
 from app.fulfilment import consumer_tasks, service
@@ -28,7 +28,7 @@ actions = APIRouter(prefix="/v1/requests", tags=["Request actions"], route_class
 
 
 @actions.post(
-    "/{request_id}/fulfil",
+    "/{request_id:uuid}/fulfil",
     response_model=RequestPublic,
     summary="Run fulfilment against the data sources",
     responses={
@@ -85,7 +85,7 @@ async def fulfil(
 
 
 @actions.post(
-    "/{request_id}/lift-restriction",
+    "/{request_id:uuid}/lift-restriction",
     response_model=RequestPublic,
     summary="End a restriction of processing",
     responses=ACTION_ERRORS,
@@ -119,7 +119,7 @@ TASK_NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 
 @router.get(
-    "/{request_id}/tasks",
+    "/{request_id:uuid}/tasks",
     response_model=Page[TaskPublic],
     summary="List a request's fulfilment tasks",
     responses={**AUTH_ERRORS, **TASK_NOT_FOUND},
@@ -127,15 +127,14 @@ TASK_NOT_FOUND: dict[int | str, dict[str, Any]] = {
 async def list_tasks(
     principal: Reader, _strict: StrictQuery, request_id: RequestId, session: SessionDep
 ) -> Page[TaskPublic]:
-    """The tasks created for `task` data sources. Assignees see their own tasks only."""
-    found = await consumer_tasks.list_tasks(session, principal, request_id)
-    if not found and not principal.sees_all_requests:
-        raise NotFound("No task of this request is visible to you.")
+    """The tasks created for `task` data sources. Assignees see their own tasks only; the
+    submitter of a request and officers see an empty list while it has none."""
+    found = await consumer_tasks.visible_tasks(session, principal, request_id)
     return Page(items=[await consumer_tasks.task_public(session, task) for task in found])
 
 
 @router.get(
-    "/{request_id}/tasks/{task_id}",
+    "/{request_id:uuid}/tasks/{task_id:uuid}",
     response_model=TaskPublic,
     summary="Read a fulfilment task",
     responses={**AUTH_ERRORS, **TASK_NOT_FOUND},
@@ -153,7 +152,7 @@ async def get_task(
 
 
 @router.post(
-    "/{request_id}/tasks/{task_id}",
+    "/{request_id:uuid}/tasks/{task_id:uuid}",
     response_model=TaskPublic,
     summary="Report a fulfilment task's result",
     responses={

@@ -5,7 +5,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from app.core.schemas import StrictModel
 from app.enums import RequestStatus, RequestType
@@ -92,7 +92,7 @@ class TaskRecord(StrictModel):
     table: str = Field(min_length=1, max_length=100, examples=["tickets"])
     category: str = Field(min_length=1, max_length=100, examples=["communications"])
     record_id: str | int | None = Field(default=None, examples=["T-2211"])
-    provided_by_subject: bool = False
+    provided_by_subject: StrictBool = False
     data: dict[str, str | int | float | bool | None] = Field(
         max_length=200, examples=[{"subject": "Late delivery", "opened_at": "2026-08-01"}]
     )

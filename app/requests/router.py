@@ -1,6 +1,5 @@
 """Data subject requests: intake, the deadline board, the audit trail and officer actions."""
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Query, Request, status
@@ -10,6 +9,7 @@ from app.auth.deps import Officer, Reader, Submitter, TokenFirstRoute
 from app.core.deps import CommitterDep, NowDep, SessionDep, SessionmakerDep, SettingsDep
 from app.core.errors import ACTION_ERRORS, AUTH_ERRORS, NOT_FOUND, VALIDATION
 from app.core.pagination import Page
+from app.core.schemas import TextDate
 from app.core.strict_query import StrictQuery
 from app.enums import RequestStatus, RequestType
 from app.requests import intake, lifecycle, service
@@ -120,7 +120,9 @@ async def list_requests(
     type_: Annotated[RequestType | None, Query(alias="type")] = None,
     overdue: Annotated[bool | None, Query(description="true: past due and running")] = None,
     due_soon: Annotated[bool | None, Query(description=DUE_SOON_FILTER)] = None,
-    due_before: Annotated[date | None, Query(description="Due strictly before this date")] = None,
+    due_before: Annotated[
+        TextDate | None, Query(description="Due strictly before this date")
+    ] = None,
     subject_email: Annotated[str | None, Query(max_length=320)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
@@ -187,7 +189,7 @@ async def search_requests(
 
 
 @router.get(
-    "/{request_id}",
+    "/{request_id:uuid}",
     response_model=RequestPublic,
     summary="Get one request",
     responses={**AUTH_ERRORS, **NOT_FOUND, **VALIDATION},
@@ -198,7 +200,7 @@ async def get_request(dsr: RequestDep, settings: SettingsDep, now: NowDep) -> Re
 
 
 @router.get(
-    "/{request_id}/events",
+    "/{request_id:uuid}/events",
     response_model=Page[EventPublic],
     summary="Audit trail of a request",
     responses={**AUTH_ERRORS, **NOT_FOUND, **VALIDATION},
@@ -222,7 +224,7 @@ async def list_events(
 
 def _action_route(path: str, summary: str):  # type: ignore[no-untyped-def]
     return actions.post(
-        f"/{{request_id}}/{path}",
+        f"/{{request_id:uuid}}/{path}",
         response_model=RequestPublic,
         summary=summary,
         responses=ACTION_ERRORS,

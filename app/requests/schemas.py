@@ -6,16 +6,25 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     HttpUrl,
+    StrictBool,
     field_validator,
     model_validator,
 )
 
-from app.core.schemas import StrictModel, normalise_email, normalise_phone
+from app.core.schemas import (
+    EMAIL_FORMAT,
+    PHONE_FORMAT,
+    StrictModel,
+    TextAwareDatetime,
+    TextDate,
+    at_least_one_of,
+    normalise_email,
+    normalise_phone,
+)
 from app.deadlines import Regulation
 from app.enums import Channel, PauseReason, RejectReason, RequestStatus, RequestType
 from app.register.schemas import RegulatorContact
@@ -27,8 +36,16 @@ class Subject(StrictModel):
     """Who the request is about: an email, phone or customer id to find them by (a name
     alone only for requests received by post or phone, where an officer verifies them)."""
 
-    email: str | None = Field(default=None, max_length=320, examples=["jane@example.com"])
-    phone: str | None = Field(default=None, max_length=40, examples=["+441632960001"])
+    model_config = ConfigDict(
+        json_schema_extra=at_least_one_of("email", "phone", "name", "customer_id")
+    )
+
+    email: str | None = Field(
+        default=None, max_length=320, json_schema_extra=EMAIL_FORMAT, examples=["jane@example.com"]
+    )
+    phone: str | None = Field(
+        default=None, max_length=40, json_schema_extra=PHONE_FORMAT, examples=["+441632960001"]
+    )
     name: str | None = Field(default=None, min_length=1, max_length=200, examples=["Jane Doe"])
     customer_id: str | None = Field(default=None, min_length=1, max_length=200, examples=["C-1001"])
 
@@ -95,10 +112,20 @@ class ObjectionDetails(StrictModel):
 EARLIEST_RECEIPT = datetime(2000, 1, 1, tzinfo=UTC)
 
 
+# The rule intake applies (ensure_identifiable), stated for generated clients: unless the
+# request came by post or phone, the subject needs something to find them by.
+FINDABLE_SUBJECT: dict[str, Any] = {
+    "if": {"properties": {"channel": {"not": {"enum": ["post", "phone"]}}}},
+    "then": {"properties": {"subject": at_least_one_of("email", "phone", "customer_id")}},
+}
+
+
 class RequestCreateBase(StrictModel):
+    model_config = ConfigDict(json_schema_extra=FINDABLE_SUBJECT)
+
     subject: Subject
     regulation: Regulation = Regulation.UK_GDPR
-    received_at: AwareDatetime | None = Field(
+    received_at: TextAwareDatetime | None = Field(
         default=None,
         description="When the controller received the request; defaults to now. May be "
         "back-dated (post, phone), never in the future. Must carry a UTC offset.",
@@ -390,9 +417,9 @@ class RequestSearch(StrictModel):
 
     status: RequestStatus | None = None
     type: RequestType | None = None
-    overdue: bool | None = Field(default=None, description="true: past due and running")
-    due_soon: bool | None = Field(default=None, description=DUE_SOON_FILTER)
-    due_before: date | None = Field(default=None, description="Due strictly before this date")
+    overdue: StrictBool | None = Field(default=None, description="true: past due and running")
+    due_soon: StrictBool | None = Field(default=None, description=DUE_SOON_FILTER)
+    due_before: TextDate | None = Field(default=None, description="Due strictly before this date")
     subject_email: str | None = Field(
         default=None, max_length=320, description="Case-insensitive; an invalid address finds none"
     )

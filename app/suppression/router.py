@@ -11,6 +11,7 @@ from app.auth.scopes import Principal, Scope
 from app.core.deps import NowDep, SessionDep, SettingsDep
 from app.core.errors import AUTH_ERRORS, NOT_FOUND, VALIDATION
 from app.core.pagination import Page
+from app.core.schemas import EMAIL_FORMAT, PHONE_FORMAT
 from app.core.strict_query import StrictQuery
 from app.suppression import service
 from app.suppression.schemas import (
@@ -110,10 +111,16 @@ async def list_suppressions(
     session: SessionDep,
     settings: SettingsDep,
     email: Annotated[
-        str | None, Query(max_length=320, description="Only this address's entry.")
+        str | None,
+        Query(
+            max_length=320, description="Only this address's entry.", json_schema_extra=EMAIL_FORMAT
+        ),
     ] = None,
     phone: Annotated[
-        str | None, Query(max_length=40, description="Only this number's entry.")
+        str | None,
+        Query(
+            max_length=40, description="Only this number's entry.", json_schema_extra=PHONE_FORMAT
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
@@ -133,7 +140,7 @@ async def list_suppressions(
 
 
 @router.delete(
-    "/{suppression_id}",
+    "/{suppression_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Remove a suppression entry",

@@ -4,9 +4,16 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.core.schemas import StrictModel, normalise_email, normalise_phone
+from app.core.schemas import (
+    EMAIL_FORMAT,
+    PHONE_FORMAT,
+    StrictModel,
+    at_least_one_of,
+    normalise_email,
+    normalise_phone,
+)
 
 IdentityKind = Literal["email", "phone"]
 
@@ -32,8 +39,17 @@ def suppression_phone(value: str) -> str:
 class Identities(StrictModel):
     """An email address, a phone number, or both; validated without echoing them back."""
 
-    email: str | None = Field(default=None, max_length=320, examples=["jane.doe@example.com"])
-    phone: str | None = Field(default=None, max_length=40, examples=["+441632960001"])
+    model_config = ConfigDict(json_schema_extra=at_least_one_of("email", "phone"))
+
+    email: str | None = Field(
+        default=None,
+        max_length=320,
+        json_schema_extra=EMAIL_FORMAT,
+        examples=["jane.doe@example.com"],
+    )
+    phone: str | None = Field(
+        default=None, max_length=40, json_schema_extra=PHONE_FORMAT, examples=["+441632960001"]
+    )
 
     @field_validator("email")
     @classmethod

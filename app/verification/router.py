@@ -40,7 +40,7 @@ VERIFICATION_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.post(
-    "/{request_id}/verification",
+    "/{request_id:uuid}/verification",
     response_model=RequestPublic,
     summary="Verify the subject's identity",
     responses=VERIFICATION_ERRORS,
@@ -93,7 +93,7 @@ async def verify(
 
 
 @router.post(
-    "/{request_id}/verification/confirm",
+    "/{request_id:uuid}/verification/confirm",
     response_model=RequestPublic,
     summary="Confirm an emailed code",
     responses={

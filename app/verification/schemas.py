@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, field_validator
 
 from app.core.schemas import StrictModel
 
@@ -12,7 +12,7 @@ class DocumentVerification(StrictModel):
 
     method: Literal["document"]
     document_type: Literal["passport", "driving_licence"]
-    business_address_confirmed: bool = False
+    business_address_confirmed: StrictBool = False
     result: Literal["passed", "failed"]
 
 

@@ -108,7 +108,7 @@ async def list_webhooks(
 
 
 @router.get(
-    "/{webhook_id}",
+    "/{webhook_id:uuid}",
     response_model=WebhookPublic,
     summary="Get one webhook endpoint",
     responses=ENDPOINT_ERRORS,
@@ -119,7 +119,7 @@ async def get_webhook(endpoint: EndpointDep) -> WebhookPublic:
 
 
 @router.delete(
-    "/{webhook_id}",
+    "/{webhook_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Delete a webhook endpoint",
@@ -136,7 +136,7 @@ async def delete_webhook(endpoint: LockedEndpoint, session: SessionDep) -> Respo
 
 
 @router.post(
-    "/{webhook_id}/rotate-secret",
+    "/{webhook_id:uuid}/rotate-secret",
     response_model=WebhookSecretRotated,
     summary="Rotate the signing secret",
     responses=ENDPOINT_ERRORS,
@@ -161,7 +161,7 @@ async def rotate_webhook_secret(
 
 
 @router.post(
-    "/{webhook_id}/enable",
+    "/{webhook_id:uuid}/enable",
     response_model=WebhookPublic,
     summary="Re-enable a disabled endpoint",
     responses={**AUTH_ERRORS, **ENDPOINT_NOT_FOUND, **URL_REFUSED},
@@ -181,7 +181,7 @@ async def enable_webhook(
 
 
 @router.get(
-    "/{webhook_id}/deliveries",
+    "/{webhook_id:uuid}/deliveries",
     response_model=Page[WebhookDeliveryPublic],
     summary="Delivery log of an endpoint",
     responses={**ENDPOINT_ERRORS, **BAD_CURSOR},
@@ -210,7 +210,7 @@ async def list_webhook_deliveries(
 
 
 @router.post(
-    "/{webhook_id}/deliveries/{delivery_id}/retry",
+    "/{webhook_id:uuid}/deliveries/{delivery_id:uuid}/retry",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WebhookDeliveryPublic,
     summary="Send a delivery again",

@@ -690,10 +690,11 @@ async def test_retry_of_an_unknown_or_foreign_delivery_is_404(
         assert assert_problem(response, 404)["detail"] == (
             "No delivery with this id for this webhook endpoint."
         )
+    # Not an id at all: no route takes it (the path parameter is a UUID), so 404.
     response = await client.post(
         f"/v1/webhooks/{created['id']}/deliveries/not-a-uuid/retry", headers=integration_headers
     )
-    assert_problem(response, 422)
+    assert_problem(response, 404)
 
 
 async def test_disabled_endpoint_refuses_retry_until_enabled(
