@@ -383,10 +383,17 @@ async def test_integrations_see_only_their_own_requests_exports(
     assert await audit(client, officer_headers, foreign) == []
 
 
-async def test_unauthenticated_calls_are_401_except_the_link(client: AsyncClient) -> None:
-    request_id = uuid.uuid4()
+async def test_unauthenticated_calls_are_401_except_the_link(
+    app: FastAPI, client: AsyncClient, officer_headers: dict[str, str]
+) -> None:
+    request_id = (await create_request(client, officer_headers))["id"]
+    files = await make_exports(app, request_id, ("json",))
     for path in (f"/v1/requests/{request_id}/exports", f"/v1/requests/{request_id}/export"):
         assert_problem(await client.get(path), 401)
+    (export,) = await listed(client, officer_headers, request_id)
+    # The link itself is the permission: no token, and the file comes back.
+    downloaded = await client.get(link_path(export["download_url"]))
+    assert_download_headers(downloaded, files["json"], "application/json")
 
 
 def test_link_expiry_is_the_exports(settings: Settings) -> None:

@@ -34,6 +34,7 @@ async def test_direct_marketing_objection_suppresses_named_channels_without_sour
         json={"objection_decision": "override", "grounds": "no"},
     )
     assert decision.status_code == 422  # direct marketing objections are absolute
+    assert decision.json()["detail"].startswith("objection_decision applies only to")
 
     done = await fulfil_and_wait(client, officer_headers, dsr["id"], worker)
     assert done["status"] == "completed"
@@ -61,11 +62,14 @@ async def test_legitimate_interests_objection_needs_a_decision_with_grounds(
         details={"scope": "legitimate_interests"},
     )
     url = f"/v1/requests/{dsr['id']}/fulfil"
-    assert (await client.post(url, headers=officer_headers)).status_code == 422
+    undecided = await client.post(url, headers=officer_headers)
+    assert undecided.status_code == 422
+    assert "needs an officer decision" in undecided.json()["detail"]
     no_grounds = await client.post(
         url, headers=officer_headers, json={"objection_decision": "override"}
     )
     assert no_grounds.status_code == 422
+    assert no_grounds.json()["detail"].startswith("Overriding an objection needs")
 
     grounds = "Fraud checks are required by our card scheme rules."
     override = await client.post(
@@ -125,6 +129,8 @@ async def test_fulfil_refuses_without_sources_twice_or_before_verification(
     await register_crm(client, admin_headers, f"sqlite:///{demo_crm_file}")
     early = await client.post(f"/v1/requests/{waiting['id']}/fulfil", headers=officer_headers)
     assert early.status_code == 409  # awaiting verification
+    assert early.json()["type"].endswith("/invalid-transition")
+    assert early.json()["current_status"] == "awaiting_verification"
     assert (await client.post(url, headers=integration_headers)).status_code == 403
     assert (await client.post(url, headers=officer_headers)).status_code == 200
     twice = await client.post(url, headers=officer_headers)

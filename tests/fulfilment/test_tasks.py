@@ -82,6 +82,7 @@ async def test_erasure_waits_for_the_task_and_completes_when_reported(
         json={"status": "done", "records": [{"table": "t", "category": "c", "data": {}}]},
     )
     assert records.status_code == 422  # records belong to access and portability
+    assert records.json()["detail"] == "`records` apply to access and portability tasks only."
     report = await client.post(
         task_url,
         headers=helpdesk,
@@ -95,6 +96,7 @@ async def test_erasure_waits_for_the_task_and_completes_when_reported(
     assert report.json()["status"] == "done"
     again = await client.post(task_url, headers=helpdesk, json={"status": "done"})
     assert again.status_code == 409
+    assert again.json()["title"] == "Task closed"
 
     await drain(worker)
     done = (await client.get(f"/v1/requests/{dsr['id']}", headers=officer_headers)).json()

@@ -9,26 +9,26 @@ in the database (each such write is commented where it happens).
 import asyncio
 import json
 import uuid
-from calendar import monthrange
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import holidays
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import select, update
 
 from app.core.config import Settings
-from app.core.time import utcnow
 from app.models import DsrRequest, OutboxEvent
 from app.requests import sweeps
 from tests.conftest import get_token, new_client
+from tests.deadline_helpers import (
+    LONDON,
+    add_months,
+    assert_problem,
+    next_working_day,
+    parse_instant,
+)
 from tests.factories import create_request, identity_assertion, verified_request, written_order
-
-LONDON = ZoneInfo("Europe/London")
-ENGLAND = holidays.country_holidays("GB", subdiv="ENG")
 
 STATUSES = ["awaiting_verification", "in_progress", "paused", "completed", "rejected", "cancelled"]
 
@@ -92,20 +92,18 @@ PII_STRINGS = ["penelope", "Penelope", "+442079460000", "2079460000", "CUST-PII-
 # ---------------------------------------------------------------- helpers
 
 
+# The service's clock in these tests (app.state.clock): a Tuesday morning in London, so what
+# a test expects never depends on the day, or the hour, it runs.
+NOW = datetime(2026, 11, 10, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock(app: FastAPI) -> None:
+    app.state.clock = lambda: NOW
+
+
 def london_today() -> date:
-    return datetime.now(UTC).astimezone(LONDON).date()
-
-
-def add_months(start: date, months: int) -> date:
-    index = start.year * 12 + start.month - 1 + months
-    year, month = divmod(index, 12)
-    return date(year, month + 1, min(start.day, monthrange(year, month + 1)[1]))
-
-
-def next_working_day(day: date) -> date:
-    while day.weekday() >= 5 or day in ENGLAND:
-        day += timedelta(days=1)
-    return day
+    return NOW.astimezone(LONDON).date()
 
 
 def gdpr_due(start: date, *, months: int = 1, paused_days: int = 0) -> date:
@@ -115,19 +113,6 @@ def gdpr_due(start: date, *, months: int = 1, paused_days: int = 0) -> date:
 def end_of_day_utc(day: date) -> str:
     end = datetime.combine(day, time(23, 59, 59), tzinfo=LONDON).astimezone(UTC)
     return end.isoformat().replace("+00:00", "Z")
-
-
-def parse_instant(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def assert_problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = dict(response.json())
-    assert body["status"] == status
-    assert {"type", "title", "detail"} <= set(body)
-    return body
 
 
 async def act(
@@ -194,12 +179,14 @@ async def asserted_request(
 ) -> dict[str, Any]:
     """A request vouched for by its integration: in_progress, clock from the receipt date."""
     client_id, secret = credentials
-    received_at = datetime.now(UTC) - timedelta(days=days_ago)
+    received_at = NOW - timedelta(days=days_ago)
     created = await create_request(
         client,
         headers,
         received_at=received_at.isoformat(),
-        identity_assertion=identity_assertion(client_id, secret, sub="jane.doe@example.com"),
+        identity_assertion=identity_assertion(
+            client_id, secret, sub="jane.doe@example.com", issued_at=int(NOW.timestamp())
+        ),
         **overrides,
     )
     assert created["status"] == "in_progress", created
@@ -321,7 +308,7 @@ async def test_document_check_passed_starts_the_clock_today(
         client,
         integration_headers,
         channel="post",
-        received_at=(datetime.now(UTC) - timedelta(days=20)).isoformat(),
+        received_at=(NOW - timedelta(days=20)).isoformat(),
     )
     verified = await ok(
         client, officer_headers, created["id"], "verification", ACTION_BODIES["verification"]
@@ -787,7 +774,9 @@ async def test_every_request_event_carries_its_number_in_the_order_it_happened(
     """request.received and request.verified of one intake share a transaction and a
     timestamp: only their numbers say which came first."""
     client_id, secret = integration_credentials
-    token = identity_assertion(client_id, secret, sub="jane.doe@example.com")
+    token = identity_assertion(
+        client_id, secret, sub="jane.doe@example.com", issued_at=int(NOW.timestamp())
+    )
     created = await create_request(client, integration_headers, identity_assertion=token)
     request_id = created["id"]
     rows = await outbox_rows(app, request_id)
@@ -831,7 +820,7 @@ async def test_concurrent_changes_are_numbered_without_gaps_or_repeats(
 
     async def sweep() -> int:
         async with app.state.sessionmaker.begin() as session:
-            return await sweeps.announce_due_soon(session, settings=settings, now=utcnow())
+            return await sweeps.announce_due_soon(session, settings=settings, now=NOW)
 
     calls = [
         act(client, officer_headers, request_id, action, ACTION_BODIES[action])

@@ -5,12 +5,9 @@ Every test runs on SQLite and PostgreSQL (the ``backend`` fixture in conftest).
 
 import asyncio
 import uuid
-from calendar import monthrange
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import holidays
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
@@ -19,10 +16,14 @@ from app import deadlines
 from app.core.config import Settings
 from app.models import DsrRequest, OutboxEvent
 from tests.conftest import get_token, new_client
+from tests.deadline_helpers import (
+    LONDON,
+    add_months,
+    assert_problem,
+    next_working_day,
+    parse_instant,
+)
 from tests.factories import count_rows, create_request, identity_assertion, request_body
-
-LONDON = ZoneInfo("Europe/London")
-ENGLAND = holidays.country_holidays("GB", subdiv="ENG")
 
 # The response keys the DESIGN contract names, plus the extra keys the service documents in
 # its OpenAPI schema (channel, details, rejection, completion_summary; verification.verified_at;
@@ -68,33 +69,6 @@ VALID_DETAILS: dict[str, dict[str, Any]] = {
 
 def london_today() -> date:
     return datetime.now(UTC).astimezone(LONDON).date()
-
-
-def parse_instant(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    assert parsed.tzinfo is not None, value
-    return parsed
-
-
-def add_months(start: date, months: int) -> date:
-    index = start.year * 12 + start.month - 1 + months
-    year, month = divmod(index, 12)
-    return date(year, month + 1, min(start.day, monthrange(year, month + 1)[1]))
-
-
-def next_working_day(day: date) -> date:
-    while day.weekday() >= 5 or day in ENGLAND:
-        day += timedelta(days=1)
-    return day
-
-
-def assert_problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = dict(response.json())
-    assert body["status"] == status
-    assert {"type", "title", "detail"} <= set(body)
-    return body
 
 
 async def list_all(client: AsyncClient, headers: dict[str, str], **params: Any) -> list[dict]:
@@ -227,23 +201,42 @@ async def test_details_are_validated_per_type(
 
 
 @pytest.mark.parametrize(
-    "overrides",
+    ("overrides", "field"),
     [
-        pytest.param({"type": "deletion"}, id="unknown-type"),
-        pytest.param({"type": None}, id="null-type"),
-        pytest.param({"regulation": "gdpr"}, id="unknown-regulation"),
-        pytest.param({"channel": "fax"}, id="unknown-channel"),
-        pytest.param({"priority": "high"}, id="unknown-top-level-key"),
-        pytest.param({"subject": {}}, id="subject-without-identity"),
-        pytest.param({"subject": {"email": None, "name": None}}, id="subject-all-null"),
-        pytest.param({"subject": {"nickname": "JD"}}, id="subject-unknown-key"),
-        pytest.param({"subject": {"email": "not-an-email"}}, id="invalid-email"),
-        pytest.param({"subject": {"phone": "12"}}, id="invalid-phone"),
-        pytest.param({"received_at": "2026-09-03T10:00:00"}, id="received-at-without-offset"),
+        pytest.param({"type": "deletion"}, ["type"], id="unknown-type"),
+        pytest.param({"type": None}, ["type"], id="null-type"),
+        pytest.param({"regulation": "gdpr"}, ["access", "regulation"], id="unknown-regulation"),
+        pytest.param({"channel": "fax"}, ["access", "channel"], id="unknown-channel"),
+        pytest.param({"priority": "high"}, ["access", "priority"], id="unknown-top-level-key"),
+        pytest.param({"subject": {}}, ["access", "subject"], id="subject-without-identity"),
+        pytest.param(
+            {"subject": {"email": None, "name": None}}, ["access", "subject"], id="subject-all-null"
+        ),
+        pytest.param(
+            {"subject": {"nickname": "JD"}},
+            ["access", "subject", "nickname"],
+            id="subject-unknown-key",
+        ),
+        pytest.param(
+            {"subject": {"email": "not-an-email"}},
+            ["access", "subject", "email"],
+            id="invalid-email",
+        ),
+        pytest.param(
+            {"subject": {"phone": "12"}}, ["access", "subject", "phone"], id="invalid-phone"
+        ),
+        pytest.param(
+            {"received_at": "2026-09-03T10:00:00"},
+            ["access", "received_at"],
+            id="received-at-without-offset",
+        ),
     ],
 )
 async def test_invalid_bodies_are_422(
-    client: AsyncClient, integration_headers: dict[str, str], overrides: dict[str, Any]
+    client: AsyncClient,
+    integration_headers: dict[str, str],
+    overrides: dict[str, Any],
+    field: list[str],
 ) -> None:
     response = await client.post(
         "/v1/requests", headers=integration_headers, json=request_body(**overrides)
@@ -251,7 +244,8 @@ async def test_invalid_bodies_are_422(
     problem = assert_problem(response, 422)
     # Errors never echo personal data back.
     assert "not-an-email" not in response.text
-    assert problem["errors"]
+    # The field at fault, and only it: a rule further down must not be what refused it.
+    assert [error["loc"] for error in problem["errors"]] == [["body", *field]]
 
 
 async def test_missing_type_is_422(
