@@ -6,11 +6,6 @@ documented, every answer in its documented shape. It runs as an admin and as an 
 Bounded and deterministic (derandomised, a fixed number of examples) so it fits in the suite.
 """
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +18,7 @@ from schemathesis.config import SchemathesisConfig
 
 from app.core.config import Settings
 from app.main import create_app
+from tests.live_server import live_service
 
 ADMIN_ID = "contract-admin"
 ADMIN_SECRET = "contract-admin-secret-0123456789abcdef"
@@ -48,51 +44,18 @@ SCHEMA = schemathesis.openapi.from_dict(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The service on a free loopback port, with its own SQLite database."""
     folder = tmp_path_factory.mktemp("contract")
-    port = _free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DSR_")}
-    env.update(
-        DSR_DATABASE_URL=f"sqlite+aiosqlite:///{folder / 'dsr.db'}",
-        DSR_ADMIN_CLIENT_ID=ADMIN_ID,
-        DSR_ADMIN_CLIENT_SECRET=ADMIN_SECRET,
-        DSR_EXPORT_DIR=str(folder / "exports"),
-        DSR_PUBLIC_URL=f"http://127.0.0.1:{port}",
-    )
-    log = (folder / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        cwd=folder,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, (
-                folder / "serve.log"
-            ).read_text()
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
+    environment = {
+        "DSR_DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'dsr.db'}",
+        "DSR_ADMIN_CLIENT_ID": ADMIN_ID,
+        "DSR_ADMIN_CLIENT_SECRET": ADMIN_SECRET,
+        "DSR_EXPORT_DIR": str(folder / "exports"),
+    }
+    with live_service(folder, environment) as service:
+        yield service.base
 
 
 def _token(base: str, client_id: str, secret: str) -> str:

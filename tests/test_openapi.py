@@ -85,6 +85,36 @@ def test_every_webhook_event_is_documented_with_its_payload(spec: dict[str, Any]
     assert not {"email", "phone", "name", "subject"} & set(data)
 
 
+def test_webhook_events_document_what_the_consumer_answers(spec: dict[str, Any]) -> None:
+    for event_type, item in spec["webhooks"].items():
+        responses = item["post"]["responses"]
+        assert set(responses) == {"204", "410", "default"}, event_type
+        assert "2xx" in responses["204"]["description"], event_type
+        assert "disables" in responses["410"]["description"], event_type
+        assert "retried" in responses["default"]["description"], event_type
+
+
+def _references(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return found + [ref for value in node.values() for ref in _references(value)]
+    if isinstance(node, list):
+        return [ref for value in node for ref in _references(value)]
+    return []
+
+
+def test_every_reference_resolves(spec: dict[str, Any]) -> None:
+    # ReDoc renders nothing but an error when one $ref points nowhere.
+    references = set(_references(spec))
+    assert references, "the document uses references"
+    for reference in references:
+        node: Any = spec
+        assert reference.startswith("#/"), reference
+        for part in reference[2:].split("/"):
+            assert isinstance(node, dict) and part in node, reference
+            node = node[part]
+
+
 def test_request_event_payload_documents_the_per_request_sequence(spec: dict[str, Any]) -> None:
     data = spec["components"]["schemas"]["RequestEventData"]
     assert "sequence" in data["required"]

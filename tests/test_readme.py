@@ -7,14 +7,9 @@ the README describes the embedded default (with PostgreSQL the worker is a proce
 own, see docs/fulfilment.md).
 """
 
-import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import IN_CI
+from tests.live_server import live_service
 
 ROOT = Path(__file__).resolve().parent.parent
 README_BASE = "http://127.0.0.1:8000"
-START_TIMEOUT = 60.0
 COMMANDS_TIMEOUT = 120.0
 
 
@@ -35,12 +30,6 @@ class Server:
     base: str
     secret: str
     log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
@@ -52,52 +41,16 @@ def server(tmp_path: Path) -> Iterator[Server]:
         if IN_CI:
             pytest.fail(f"{reason}; CI=true requires them", pytrace=False)
         pytest.skip(reason)
-    port = _free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DSR_")}
-    env.update(
-        {
-            "PYTHONUNBUFFERED": "1",
-            "DSR_DEMO": "true",
-            "DSR_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'dsr.db'}",
-            "DSR_DEMO_CRM_PATH": str(tmp_path / "demo_crm.db"),
-            "DSR_EXPORT_DIR": str(tmp_path / "exports"),
-        }
-    )
-    log = tmp_path / "server.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            secret = re.search(r"client_secret=(\S+)", log.read_text(errors="replace"))
-            if secret is not None and _answers(f"{base}/healthz"):
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"dsr serve did not start:\n{log.read_text(errors='replace')}")
-            time.sleep(0.2)
-        yield Server(base, secret.group(1), log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
+    environment = {
+        "DSR_DEMO": "true",
+        "DSR_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'dsr.db'}",
+        "DSR_DEMO_CRM_PATH": str(tmp_path / "demo_crm.db"),
+        "DSR_EXPORT_DIR": str(tmp_path / "exports"),
+    }
+    with live_service(tmp_path, environment, cwd=ROOT) as service:
+        secret = re.search(r"client_secret=(\S+)", service.printed())
+        assert secret is not None, service.printed()
+        yield Server(service.base, secret.group(1), service.log)
 
 
 def first_request_commands() -> str:

@@ -3,11 +3,7 @@
 The server is a real process on a free loopback port; the flow is the README's.
 """
 
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.live_server import live_service
 
 JANE = {"email": "jane.doe@example.com"}
 PASSED_PASSPORT = {
@@ -33,55 +31,14 @@ class Served:
     output: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_ready(base: str, process: subprocess.Popen[bytes], output: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"dsr serve exited early:\n{output.read_text()}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"dsr serve did not become ready:\n{output.read_text()}")
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
     """`dsr serve --port <free>` in an empty folder with only DSR_DEMO set, as the README does."""
-    port = _free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DSR_")}
-    env["DSR_DEMO"] = "true"
-    output = tmp_path / "serve.log"
-    with output.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(base, process, output)
-        printed = output.read_text()
+    with live_service(tmp_path, {"DSR_DEMO": "true"}) as service:
+        printed = service.printed()
         credentials = re.search(r"client_id=(\S+) client_secret=(\S+)", printed)
         assert credentials, printed
-        yield Served(base, credentials.group(1), credentials.group(2), output)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        yield Served(service.base, credentials.group(1), credentials.group(2), service.log)
 
 
 def test_links_in_mail_point_at_the_port_served(served: Served) -> None:

@@ -22,6 +22,23 @@ for about three days; 410 disables the endpoint.
 """
 
 
+# What the consumer's endpoint answers, as the delivery loop reads it. Declaring "default"
+# also keeps FastAPI from documenting its own 422, which a consumer never sends us.
+CONSUMER_ANSWERS = {
+    "2XX": "Received: any 2xx answer (204 shown) ends the deliveries of this event.",
+    "410": "Gone: the service disables the endpoint and stops sending to it.",
+    "default": (
+        "Anything else, or no answer within DSR_WEBHOOK_TIMEOUT, is retried with backoff for "
+        "about three days."
+    ),
+}
+CONSUMER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": description}
+    for status, description in CONSUMER_ANSWERS.items()
+    if status != "2XX"
+}
+
+
 class EndpointDisabledData(BaseModel):
     endpoint_id: uuid.UUID
     reason: str
@@ -43,7 +60,14 @@ def _document(
 
     receive.__annotations__["event"] = model
     receive.__doc__ = f"{description}\n{SIGNATURE_NOTE}"
-    app.webhooks.post(event_type, summary=description, tags=["Webhook events"])(receive)
+    app.webhooks.post(
+        event_type,
+        summary=description,
+        tags=["Webhook events"],
+        status_code=204,
+        response_description=CONSUMER_ANSWERS["2XX"],
+        responses=CONSUMER_RESPONSES,
+    )(receive)
 
 
 def register_webhook_docs(app: FastAPI, *, request_event: type[BaseModel]) -> None:
