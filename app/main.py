@@ -48,8 +48,8 @@ Receive, verify, time and answer **data subject rights requests** under UK GDPR 
 EU GDPR and CCPA.
 
 ## Getting a token
-Create a client (`dsr clients create` or `POST /v1/clients` as admin), then press
-**Authorize** above and enter its client id and secret (client credentials flow).
+Create a client (`dsr clients create` or `POST /v1/clients` as admin), then, in `/docs`,
+press **Authorize** and enter its client id and secret (client credentials flow).
 Roles: **integration** (submits requests, sees only its own), **officer** (sees and acts on
 every request), **admin** (also manages clients). A `401` with `invalid_token` means the token
 expired or its client was disabled, deleted or given a new secret since: get a new token.
