@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from app.auth import router as auth_api
 from app.auth.clients import ensure_bootstrap_admin
 from app.auth.revocation import ActiveClients
+from app.casework import router as casework_api
 from app.core.api_docs import install_api_docs
 from app.core.config import Settings, get_settings, settings_problems
 from app.core.db import create_engine, create_sessionmaker
@@ -105,6 +106,11 @@ Every error is RFC 9457 `application/problem+json` and never contains personal d
 TAGS = [
     {"name": "Requests", "description": "Log requests and follow their deadlines."},
     {"name": "Request actions", "description": "What officers do to move a request along."},
+    {
+        "name": "Casework",
+        "description": "Who owns a case, the officers' internal notes, and refusing or "
+        "cancelling many requests at once.",
+    },
     {"name": "Auth", "description": "OAuth2 client credentials."},
     {
         "name": "Clients",
@@ -212,6 +218,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         requests_api.router,
         verification_api.router,
         requests_api.actions,
+        casework_api.router,
         fulfilment_api.actions,
         fulfilment_api.router,
         webhooks_api.router,

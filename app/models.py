@@ -137,6 +137,17 @@ class DsrRequest(SQLModel, table=True):
     # Set while processing is restricted (Art. 18) in the sources; cleared by lift-restriction.
     restricted_at: datetime | None = timestamp(nullable=True)
 
+    # Casework: the officer or admin client that owns the case (None: unassigned).
+    assignee: str | None = Field(default=None, max_length=64, index=True)
+    # Keyed hashes (HMAC, purpose "request-subject") of the normalised identities, set at
+    # intake: duplicates and the subject's history are found by them, never by plaintext.
+    # Null for requests logged before they existed (the key is not known to migrations).
+    subject_email_hash: str | None = Field(default=None, max_length=64, index=True)
+    subject_phone_hash: str | None = Field(default=None, max_length=64, index=True)
+    subject_customer_id_hash: str | None = Field(default=None, max_length=64, index=True)
+    # The oldest open request of the same type and subject when this one was logged.
+    possible_duplicate_of: uuid.UUID | None = Field(default=None)
+
     created_at: datetime = timestamp()
     updated_at: datetime = timestamp()
 
@@ -159,6 +170,29 @@ class RequestEvent(SQLModel, table=True):
     actor: str = Field(max_length=64)
     at: datetime = timestamp()
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class RequestNote(SQLModel, table=True):
+    """An officer's internal note on a request: never sent to the subject or to webhooks.
+
+    The text is personal data as often as not, so it is encrypted at rest (Fernet, as the mail
+    outbox); the audit trail records only that a note was added, and by whom.
+    """
+
+    __tablename__ = "request_notes"
+    __table_args__ = (Index("ix_request_notes_request_id_id", "request_id", "id"),)
+
+    # Monotonic ids: notes list oldest first with the same cursor as the audit trail.
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
+    )
+    request_id: uuid.UUID = Field(foreign_key="requests.id")
+    author: str = Field(max_length=64)
+    text_encrypted: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = timestamp()
 
 
 class OutboxEvent(SQLModel, table=True):

@@ -17,7 +17,7 @@ from app.core.group_commit import GroupCommitter, Write, table_row
 from app.enums import RequestStatus, VerificationMethod
 from app.mail import messages
 from app.models import DsrRequest, IdempotencyKey, metadata
-from app.requests import audit, legal_clock
+from app.requests import audit, duplicates, legal_clock
 from app.requests.identity_policy import (
     allowed_methods,
     ensure_identifiable,
@@ -125,7 +125,18 @@ async def create_request(
         created_at=now,
         updated_at=now,
     )
+    hashes = duplicates.subject_hashes(
+        settings, email=subject.email, phone=subject.phone, customer_id=subject.customer_id
+    )
+    duplicates.store_hashes(dsr, hashes)
     spent_assertions: list[dict[str, Any]] = []
+    if hashes.any():
+        # Read outside the group transaction: two duplicates logged in the same instant may
+        # miss each other (the flag is a hint, never a refusal).
+        async with sessionmaker() as session:
+            dsr.possible_duplicate_of = await duplicates.find_open_duplicate(
+                session, request_type=dsr.type, hashes=hashes
+            )
     if payload.identity_assertion:
         ensure_method_allowed(settings, dsr.type, VerificationMethod.IDENTITY_ASSERTION)
         async with sessionmaker() as session:
@@ -146,7 +157,9 @@ async def create_request(
         dsr.verified_at = now
         # Identity came with the request, so the clock runs from receipt.
         legal_clock.start_clock(dsr, settings, started_on=legal_clock.today(settings, received_at))
-    received = {"channel": dsr.channel, "verification": dsr.verification_method}
+    received: dict[str, Any] = {"channel": dsr.channel, "verification": dsr.verification_method}
+    if dsr.possible_duplicate_of is not None:
+        received["possible_duplicate_of"] = str(dsr.possible_duplicate_of)
     audit_rows = [
         audit.audit_row(
             dsr=dsr,

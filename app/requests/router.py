@@ -14,10 +14,14 @@ from app.core.strict_query import StrictQuery
 from app.enums import RequestStatus, RequestType
 from app.requests import intake, lifecycle, service
 from app.requests.deps import LockedRequest, RequestDep
+from app.requests.duplicates import subject_history
 from app.requests.schemas import (
+    ASSIGNEE_FILTER,
     DUE_SOON_FILTER,
+    DUPLICATES_FILTER,
     REQUEST_CREATE_EXAMPLES,
     REQUEST_SEARCH_EXAMPLES,
+    UNASSIGNED_FILTER,
     CancelBody,
     CompleteBody,
     EventPublic,
@@ -124,6 +128,11 @@ async def list_requests(
         TextDate | None, Query(description="Due strictly before this date")
     ] = None,
     subject_email: Annotated[str | None, Query(max_length=320)] = None,
+    assignee: Annotated[
+        str | None, Query(min_length=1, max_length=64, description=ASSIGNEE_FILTER)
+    ] = None,
+    unassigned: Annotated[bool | None, Query(description=UNASSIGNED_FILTER)] = None,
+    duplicates: Annotated[bool | None, Query(description=DUPLICATES_FILTER)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Page[RequestPublic]:
@@ -131,8 +140,10 @@ async def list_requests(
 
     Filter by `status`, `type`, `overdue=true` (running requests past their due date),
     `due_soon=true` (running requests due within `DSR_DUE_SOON_DAYS`, not yet overdue),
-    `due_before=YYYY-MM-DD` and `subject_email`; any other parameter is refused (422), so a
-    misspelt filter never lists everything. Pass `next_cursor` back as `cursor` for the next
+    `due_before=YYYY-MM-DD`, `subject_email`, `assignee=<client_id>` (`assignee=me` for your
+    own cases), `unassigned=true` and `duplicates=true` (flagged as a possible duplicate at
+    intake); any other parameter is refused (422), so a misspelt filter never lists
+    everything. Pass `next_cursor` back as `cursor` for the next
     page. Integrations see only the requests they submitted. To search by
     `subject_email` without putting the address in a URL (and so in proxy logs), use
     `POST /v1/requests/search`.
@@ -150,6 +161,9 @@ async def list_requests(
             due_soon=due_soon,
             due_before=due_before,
             subject_email=subject_email,
+            assignee=assignee,
+            unassigned=unassigned,
+            duplicates=duplicates,
             limit=limit,
             cursor=cursor,
         ),
@@ -194,9 +208,18 @@ async def search_requests(
     summary="Get one request",
     responses={**AUTH_ERRORS, **NOT_FOUND, **VALIDATION},
 )
-async def get_request(dsr: RequestDep, settings: SettingsDep, now: NowDep) -> RequestPublic:
-    """The request with its status, identity verification and deadline."""
-    return service.request_public(dsr, settings, now)
+async def get_request(
+    dsr: RequestDep, session: SessionDep, settings: SettingsDep, now: NowDep
+) -> RequestPublic:
+    """The request with its status, identity verification, deadline and owner.
+
+    `subject_history` counts the subject's other requests (matched by email, phone or
+    customer id) received in the last 365 days, by type, so you can judge whether a request
+    is manifestly unfounded or excessive; `possible_duplicate_of` names an open request of
+    the same type the subject already had when this one was logged.
+    """
+    history = await subject_history(session, settings=settings, dsr=dsr, now=now)
+    return service.request_public(dsr, settings, now, history=history)
 
 
 @router.get(

@@ -315,6 +315,9 @@ REQUEST_PUBLIC_EXAMPLE: dict[str, Any] = {
     "completion_summary": None,
     "fulfilment": None,
     "restricted": False,
+    "assignee": "officer-7c2e19",
+    "possible_duplicate_of": None,
+    "subject_history": {"window_days": 365, "by_type": {"access": 1}, "total": 1},
     "created_at": "2026-09-03T09:12:01Z",
     "updated_at": "2026-09-03T11:40:00Z",
 }
@@ -339,6 +342,19 @@ class FulfilmentPublic(BaseModel):
     requested_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+
+class SubjectHistory(BaseModel):
+    """The subject's other requests: counts only, to judge whether one is excessive."""
+
+    window_days: int = Field(
+        description="Requests received in this many days up to now are counted.", examples=[365]
+    )
+    by_type: dict[str, int] = Field(
+        description="Count per request type; types with none are left out.",
+        examples=[{"access": 2, "erasure": 1}],
+    )
+    total: int = Field(examples=[3])
 
 
 class RequestPublic(BaseModel):
@@ -366,6 +382,23 @@ class RequestPublic(BaseModel):
         default=False,
         description="True while processing is restricted in the sources (restriction "
         "requests and upheld objections) until `lift-restriction`.",
+    )
+    assignee: str | None = Field(
+        default=None,
+        description="The `client_id` of the officer who owns the case; null when unassigned "
+        "(`POST /v1/requests/{id}/assign`).",
+    )
+    possible_duplicate_of: uuid.UUID | None = Field(
+        default=None,
+        description="When logged, the same subject (by email, phone or customer id) already "
+        "had this open request of the same type. A hint for the officer: never acted on "
+        "automatically.",
+    )
+    subject_history: SubjectHistory | None = Field(
+        default=None,
+        description="The subject's OTHER requests received in the last 365 days, by type "
+        "(this one not counted). Shown by `GET /v1/requests/{id}` only; null in lists and "
+        "action answers.",
     )
     created_at: datetime
     updated_at: datetime
@@ -411,6 +444,11 @@ DUE_SOON_FILTER = (
 )
 
 
+ASSIGNEE_FILTER = "Owned by this client_id; `me` for your own cases"
+UNASSIGNED_FILTER = "true: nobody owns the case; false: someone does"
+DUPLICATES_FILTER = "true: flagged `possible_duplicate_of` at intake; false: not flagged"
+
+
 class RequestSearch(StrictModel):
     """The filters of ``GET /v1/requests``, in a body: an address in a URL ends up in the
     access logs of every proxy on the way."""
@@ -423,6 +461,11 @@ class RequestSearch(StrictModel):
     subject_email: str | None = Field(
         default=None, max_length=320, description="Case-insensitive; an invalid address finds none"
     )
+    assignee: str | None = Field(
+        default=None, min_length=1, max_length=64, description=ASSIGNEE_FILTER
+    )
+    unassigned: StrictBool | None = Field(default=None, description=UNASSIGNED_FILTER)
+    duplicates: StrictBool | None = Field(default=None, description=DUPLICATES_FILTER)
     limit: int = Field(default=50, ge=1, le=200)
     cursor: str | None = Field(
         default=None, max_length=500, description="`next_cursor` of the previous page"
@@ -433,6 +476,10 @@ REQUEST_SEARCH_EXAMPLES: dict[str, dict[str, Any]] = {
     "by_email": {
         "summary": "Everything from one data subject",
         "value": {"subject_email": "jane.doe@example.com"},
+    },
+    "my_cases": {
+        "summary": "My cases in progress that were flagged as possible duplicates",
+        "value": {"assignee": "me", "status": "in_progress", "duplicates": True},
     },
     "overdue_erasures": {
         "summary": "Overdue erasure requests, 20 per page",

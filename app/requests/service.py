@@ -13,20 +13,28 @@ from app.core.config import Settings
 from app.core.schemas import normalise_email
 from app.enums import RequestStatus
 from app.models import DsrRequest, RequestEvent
-from app.requests import legal_clock
+from app.requests import duplicates, legal_clock
 from app.requests.rejection import rejection_notice
 from app.requests.schemas import (
     EventPublic,
     FulfilmentPublic,
     RequestPublic,
     RequestSearch,
+    SubjectHistory,
     SubjectPublic,
     VerificationPublic,
 )
 
 
-def request_public(dsr: DsrRequest, settings: Settings, now: datetime) -> RequestPublic:
-    """A request as officers and integrations see it, its deadline as of ``now``."""
+def request_public(
+    dsr: DsrRequest,
+    settings: Settings,
+    now: datetime,
+    *,
+    history: dict[str, int] | None = None,
+) -> RequestPublic:
+    """A request as officers and integrations see it, its deadline as of ``now``; with
+    ``history`` (counts by type from ``duplicates.subject_history``) its subject's history."""
     rejection = None
     if dsr.status == RequestStatus.REJECTED and dsr.outcome_reason:
         rejection = rejection_notice(dsr.regulation, dsr.outcome_reason, dsr.outcome_note)
@@ -55,6 +63,15 @@ def request_public(dsr: DsrRequest, settings: Settings, now: datetime) -> Reques
         completion_summary=dsr.outcome_note if dsr.status == RequestStatus.COMPLETED else None,
         fulfilment=_fulfilment_view(dsr),
         restricted=dsr.restricted_at is not None,
+        assignee=dsr.assignee,
+        possible_duplicate_of=dsr.possible_duplicate_of,
+        subject_history=None
+        if history is None
+        else SubjectHistory(
+            window_days=duplicates.HISTORY_WINDOW_DAYS,
+            by_type=history,
+            total=sum(history.values()),
+        ),
         created_at=dsr.created_at,
         updated_at=dsr.updated_at,
     )
@@ -83,6 +100,9 @@ class RequestFilters:
     due_soon: bool | None = None
     due_before: date | None = None
     subject_email: str | None = None
+    assignee: str | None = None
+    unassigned: bool | None = None
+    duplicates: bool | None = None
 
 
 def _holds(condition: ColumnElement[bool], wanted: bool) -> ColumnElement[bool]:
@@ -120,6 +140,14 @@ async def list_requests(
         query = query.where(
             func.lower(col(DsrRequest.subject_email)) == filters.subject_email.lower()
         )
+    if filters.assignee:
+        query = query.where(col(DsrRequest.assignee) == filters.assignee)
+    if filters.unassigned is not None:
+        owner = col(DsrRequest.assignee)
+        query = query.where(owner.is_(None) if filters.unassigned else owner.is_not(None))
+    if filters.duplicates is not None:
+        flag = col(DsrRequest.possible_duplicate_of)
+        query = query.where(flag.is_not(None) if filters.duplicates else flag.is_(None))
     return await pagination.newest_first(session, query, DsrRequest, limit=limit, cursor=cursor)
 
 
@@ -164,6 +192,10 @@ async def search_requests(
         due_soon=search.due_soon,
         due_before=search.due_before,
         subject_email=email,
+        # "me": the caller's own cases, so one saved board works for every officer.
+        assignee=principal.client_id if search.assignee == "me" else search.assignee,
+        unassigned=search.unassigned,
+        duplicates=search.duplicates,
     )
     return await list_requests(
         session,
