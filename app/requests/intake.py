@@ -201,7 +201,7 @@ async def create_request(
         },
         now=now,
     )
-    public = request_public(dsr, settings, now)
+    public = request_public(dsr, settings, now, viewer=principal)
     idempotency_rows = []
     if idempotency_key is not None and fingerprint is not None:
         idempotency_rows.append(

@@ -169,7 +169,8 @@ async def list_requests(
         ),
     )
     return Page[RequestPublic](
-        items=[service.request_public(row, settings, now) for row in rows], next_cursor=next_cursor
+        items=[service.request_public(row, settings, now, viewer=principal) for row in rows],
+        next_cursor=next_cursor,
     )
 
 
@@ -198,7 +199,8 @@ async def search_requests(
         session, principal=principal, search=search, settings=settings, now=now
     )
     return Page[RequestPublic](
-        items=[service.request_public(row, settings, now) for row in rows], next_cursor=next_cursor
+        items=[service.request_public(row, settings, now, viewer=principal) for row in rows],
+        next_cursor=next_cursor,
     )
 
 
@@ -209,15 +211,18 @@ async def search_requests(
     responses={**AUTH_ERRORS, **NOT_FOUND, **VALIDATION},
 )
 async def get_request(
-    dsr: RequestDep, session: SessionDep, settings: SettingsDep, now: NowDep
+    principal: Reader, dsr: RequestDep, session: SessionDep, settings: SettingsDep, now: NowDep
 ) -> RequestPublic:
     """The request with its status, identity verification, deadline and owner.
 
     `subject_history` counts the subject's other requests (matched by email, phone or
     customer id) received in the last 365 days, by type, so you can judge whether a request
     is manifestly unfounded or excessive; `possible_duplicate_of` names an open request of
-    the same type the subject already had when this one was logged.
+    the same type the subject already had when this one was logged. Both concern other
+    requests, so integrations see them as null.
     """
+    if not principal.sees_all_requests:
+        return service.request_public(dsr, settings, now, viewer=principal)
     history = await subject_history(session, settings=settings, dsr=dsr, now=now)
     return service.request_public(dsr, settings, now, history=history)
 
@@ -359,7 +364,7 @@ async def cancel(
         actor=principal.client_id,
         now=now,
     )
-    return service.request_public(dsr, settings, now)
+    return service.request_public(dsr, settings, now, viewer=principal)
 
 
 @_action_route("complete", "Mark the request answered")

@@ -392,13 +392,13 @@ class RequestPublic(BaseModel):
         default=None,
         description="When logged, the same subject (by email, phone or customer id) already "
         "had this open request of the same type. A hint for the officer: never acted on "
-        "automatically.",
+        "automatically. Null for integrations (it may name a request they cannot see).",
     )
     subject_history: SubjectHistory | None = Field(
         default=None,
         description="The subject's OTHER requests received in the last 365 days, by type "
-        "(this one not counted). Shown by `GET /v1/requests/{id}` only; null in lists and "
-        "action answers.",
+        "(this one not counted). Shown to officers by `GET /v1/requests/{id}` only; null in "
+        "lists, action answers and for integrations.",
     )
     created_at: datetime
     updated_at: datetime
@@ -446,7 +446,10 @@ DUE_SOON_FILTER = (
 
 ASSIGNEE_FILTER = "Owned by this client_id; `me` for your own cases"
 UNASSIGNED_FILTER = "true: nobody owns the case; false: someone does"
-DUPLICATES_FILTER = "true: flagged `possible_duplicate_of` at intake; false: not flagged"
+DUPLICATES_FILTER = (
+    "true: flagged `possible_duplicate_of` at intake; false: not flagged (officers only: 403 "
+    "for integrations)"
+)
 
 
 class RequestSearch(StrictModel):

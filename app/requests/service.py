@@ -7,9 +7,10 @@ from sqlalchemy import ColumnElement, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.auth.scopes import Principal
+from app.auth.scopes import Principal, Scope
 from app.core import pagination
 from app.core.config import Settings
+from app.core.errors import Forbidden
 from app.core.schemas import normalise_email
 from app.enums import RequestStatus
 from app.models import DsrRequest, RequestEvent
@@ -32,9 +33,16 @@ def request_public(
     now: datetime,
     *,
     history: dict[str, int] | None = None,
+    viewer: Principal | None = None,
 ) -> RequestPublic:
     """A request as officers and integrations see it, its deadline as of ``now``; with
-    ``history`` (counts by type from ``duplicates.subject_history``) its subject's history."""
+    ``history`` (counts by type from ``duplicates.subject_history``) its subject's history.
+
+    A ``viewer`` who sees only its own requests (an integration) is not shown what concerns
+    other requests: ``possible_duplicate_of`` may name one it cannot see, and the history
+    counts requests of every channel and client.
+    """
+    sees_others = viewer is None or viewer.sees_all_requests
     rejection = None
     if dsr.status == RequestStatus.REJECTED and dsr.outcome_reason:
         rejection = rejection_notice(dsr.regulation, dsr.outcome_reason, dsr.outcome_note)
@@ -64,9 +72,9 @@ def request_public(
         fulfilment=_fulfilment_view(dsr),
         restricted=dsr.restricted_at is not None,
         assignee=dsr.assignee,
-        possible_duplicate_of=dsr.possible_duplicate_of,
+        possible_duplicate_of=dsr.possible_duplicate_of if sees_others else None,
         subject_history=None
-        if history is None
+        if history is None or not sees_others
         else SubjectHistory(
             window_days=duplicates.HISTORY_WINDOW_DAYS,
             by_type=history,
@@ -185,6 +193,11 @@ async def search_requests(
             email = normalise_email(search.subject_email)
         except ValueError:
             return [], None
+    if search.duplicates is not None and not principal.sees_all_requests:
+        # The flag is about the subject's other requests, which such a caller may not see.
+        raise Forbidden(
+            f"The duplicates filter needs the `{Scope.REQUESTS_READ_ALL}` scope (officers)."
+        )
     filters = RequestFilters(
         status=search.status.value if search.status else None,
         type=search.type.value if search.type else None,

@@ -89,7 +89,7 @@ async def verify(
         await service.attest(
             session, settings=settings, dsr=dsr, note=body.note, actor=actor, now=now
         )
-    return request_public(dsr, settings, now)
+    return request_public(dsr, settings, now, viewer=principal)
 
 
 @router.post(
@@ -128,4 +128,4 @@ async def confirm_code(
         error = service.CODE_ERRORS[outcome]()
         # Answered, not raised: raising would roll back the attempt count and its audit entry.
         return problem(error.status, error.title, error.detail, slug=error.slug)
-    return request_public(dsr, settings, now)
+    return request_public(dsr, settings, now, viewer=principal)

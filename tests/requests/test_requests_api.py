@@ -41,7 +41,17 @@ DESIGN_KEYS = {
     "created_at",
     "updated_at",
 }
-EXTRA_KEYS = {"channel", "details", "rejection", "completion_summary", "fulfilment", "restricted"}
+EXTRA_KEYS = {
+    "channel",
+    "details",
+    "rejection",
+    "completion_summary",
+    "fulfilment",
+    "restricted",
+    "assignee",
+    "possible_duplicate_of",
+    "subject_history",
+}
 DEADLINE_KEYS = {
     "clock_started_on",
     "due_date",
@@ -135,8 +145,12 @@ async def test_create_each_type_returns_201_with_the_contract_shape(
         assert before - timedelta(seconds=1) <= instant <= after + timedelta(seconds=1)
     assert body["rejection"] is None
 
+    assert body["assignee"] is None
+    assert body["possible_duplicate_of"] is None
     fetched = await client.get(response.headers["location"], headers=integration_headers)
     assert fetched.status_code == 200
+    # The subject's history is for officers only: an integration sees null everywhere.
+    assert body["subject_history"] is None
     assert fetched.json() == body
 
 
