@@ -64,7 +64,7 @@ class _BulkBase(StrictModel):
     @field_validator("ids")
     @classmethod
     def _unique(cls, ids: list[str]) -> list[str]:
-        if len({raw.strip().lower() for raw in ids}) != len(ids):
+        if len(set(ids)) != len(ids):
             raise ValueError("each id may be listed only once")
         return ids
 
