@@ -26,6 +26,7 @@ from app.core.middleware import (
 )
 from app.core.openapi import install_complete_openapi
 from app.core.time import utcnow
+from app.correspondence import router as correspondence_api
 from app.data_sources import router as data_sources_api
 from app.demo.source import ensure_demo_source
 from app.exports import router as exports_api
@@ -105,6 +106,12 @@ Every error is RFC 9457 `application/problem+json` and never contains personal d
 TAGS = [
     {"name": "Requests", "description": "Log requests and follow their deadlines."},
     {"name": "Request actions", "description": "What officers do to move a request along."},
+    {
+        "name": "Correspondence",
+        "description": "Write to the subject from the case (a clarification stops the clock), "
+        "record their replies (the clock restarts on the day a reply arrived) and read the "
+        "thread with each mail's delivery status. Officers only.",
+    },
     {"name": "Auth", "description": "OAuth2 client credentials."},
     {
         "name": "Clients",
@@ -212,6 +219,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         requests_api.router,
         verification_api.router,
         requests_api.actions,
+        correspondence_api.router,
         fulfilment_api.actions,
         fulfilment_api.router,
         webhooks_api.router,
