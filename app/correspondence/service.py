@@ -20,6 +20,7 @@ from app.core import pagination
 from app.core.config import Settings
 from app.core.crypto import decrypt_secret, encrypt_secret
 from app.core.errors import Conflict, InvalidTransition, UnprocessableEntity
+from app.core.time import iso_z
 from app.correspondence.schemas import (
     Delivery,
     MessageChannel,
@@ -315,26 +316,38 @@ def message_public(
     )
 
 
-def thread_records(rows: Sequence[RequestMessage], *, settings: Settings) -> list[dict[str, Any]]:
-    """The thread as records for the subject's access pack (their own correspondence)."""
+# The processing register's data category for correspondence about a request: an access
+# pack carries the request's own thread only when the register declares it.
+CORRESPONDENCE_CATEGORY = "correspondence"
+# The columns of the thread in an access pack, in order.
+PACK_COLUMNS = ("message_id", "direction", "kind", "channel", "date", "text")
+
+
+def thread_records(rows: Sequence[RequestMessage], *, settings: Settings) -> list[tuple[Any, ...]]:
+    """The thread as rows of ``PACK_COLUMNS``, as the subject reads it in their access pack."""
     return [
-        {
-            "message_id": str(message.id),
-            "direction": "to_you" if message.direction == OUTBOUND else "from_you",
-            "kind": message.kind,
-            "channel": message.channel,
-            "sent_or_received_at": (message.received_at or message.created_at).isoformat(),
-            "text": decrypt_secret(message.text_encrypted, secret_key=settings.secret_key),
-        }
+        (
+            str(message.id),
+            "from us to you" if message.direction == OUTBOUND else "from you to us",
+            message.kind,
+            message.channel,
+            iso_z(message.received_at or message.created_at),
+            decrypt_secret(message.text_encrypted, secret_key=settings.secret_key),
+        )
         for message in rows
     ]
 
 
-async def thread_of(session: AsyncSession, *, request_id: uuid.UUID) -> list[RequestMessage]:
-    """Every message of one request, oldest first (for the access pack)."""
+async def pack_thread(
+    session: AsyncSession, *, settings: Settings, request_id: uuid.UUID
+) -> list[tuple[Any, ...]]:
+    """The request's own thread for its access pack, oldest first; empty unless the
+    processing register declares the ``correspondence`` data category."""
+    if CORRESPONDENCE_CATEGORY not in load_register(settings).data_categories:
+        return []
     rows = await session.execute(
         select(RequestMessage)
         .where(col(RequestMessage.request_id) == request_id)
         .order_by(col(RequestMessage.created_at), col(RequestMessage.id))
     )
-    return list(rows.scalars())
+    return thread_records(list(rows.scalars()), settings=settings)

@@ -2,14 +2,20 @@
 reply restarts, delivery through a real SMTP server, validation, status rules, encryption."""
 
 import json
+import uuid
 from datetime import UTC, date, datetime, timedelta
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
+import yaml
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import select, text, update
 
 from app import deadlines
+from app.core.config import Settings
+from app.correspondence import service
 from app.mail import sender
 from app.models import MailMessage, OutboxEvent, RequestEvent
 from app.worker import Worker
@@ -445,3 +451,32 @@ async def test_texts_are_encrypted_at_rest_and_kept_out_of_audit_and_webhooks(
     # The API reads them back.
     texts = [item["text"] for item in await thread(client, officer_headers, dsr["id"])]
     assert texts == [QUESTION, ANSWER]
+
+
+async def test_access_pack_thread_only_where_the_register_declares_it(
+    app: FastAPI,
+    client: AsyncClient,
+    settings: Settings,
+    officer_headers: dict[str, str],
+    integration_headers: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    app.state.clock = FakeClock(DAY_0)
+    dsr = await verified_request(client, integration_headers, officer_headers)
+    assert (await send(client, officer_headers, dsr["id"], kind="information")).status_code == 201
+
+    built_in = resources.files("app.register").joinpath("processing_register.yaml")
+    register = yaml.safe_load(built_in.read_text("utf-8"))
+    del register["data_categories"]["correspondence"]
+    for activity in register["activities"]:
+        activity["categories"] = [c for c in activity["categories"] if c != "correspondence"]
+    path = tmp_path / "register.yaml"
+    path.write_text(yaml.safe_dump(register), "utf-8")
+    without = settings.model_copy(update={"processing_register_path": str(path)})
+
+    request_id = uuid.UUID(dsr["id"])
+    async with app.state.sessionmaker() as session:
+        declared = await service.pack_thread(session, settings=settings, request_id=request_id)
+        undeclared = await service.pack_thread(session, settings=without, request_id=request_id)
+    assert [row[-1] for row in declared] == [QUESTION]
+    assert undeclared == []
