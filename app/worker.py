@@ -24,6 +24,7 @@ from app.exports import service as exports
 from app.fulfilment import jobs, runner
 from app.mail import sender
 from app.requests import sweeps
+from app.verification import reminders
 from app.webhooks import delivery
 
 logger = logging.getLogger("app.worker")
@@ -156,6 +157,7 @@ class Worker:
         self.last_sweep = time.monotonic()
         steps: list[Callable[..., Awaitable[int]]] = [
             sweeps.expire_unverified,
+            reminders.send_verification_reminders,
             sweeps.announce_overdue,
             sweeps.announce_due_soon,
             exports.delete_expired_exports,
