@@ -72,7 +72,7 @@ def _ensure_clarification_allowed(dsr: DsrRequest) -> None:
         detail,
         extra={
             "current_status": dsr.status,
-            "allowed_from": [RequestStatus.IN_PROGRESS.value, "paused (awaiting_clarification)"],
+            "allowed_from": [RequestStatus.IN_PROGRESS.value, RequestStatus.PAUSED.value],
         },
     )
 

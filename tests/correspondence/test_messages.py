@@ -2,23 +2,27 @@
 reply restarts, delivery through a real SMTP server, validation, status rules, encryption."""
 
 import json
+import logging
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from fastapi import FastAPI
-from httpx import AsyncClient
+from httpx import ASGITransport, AsyncClient
 from sqlalchemy import select, text, update
 
 from app import deadlines
 from app.core.config import Settings
 from app.correspondence import service
 from app.mail import sender
+from app.main import create_app
 from app.models import MailMessage, OutboxEvent, RequestEvent
 from app.worker import Worker
+from tests.conftest import ADMIN_ID, ADMIN_SECRET, get_token, make_settings
 from tests.correspondence.conftest import FakeClock
 from tests.deadline_helpers import assert_problem
 from tests.factories import create_request, verified_request
@@ -480,3 +484,24 @@ async def test_access_pack_thread_only_where_the_register_declares_it(
         undeclared = await service.pack_thread(session, settings=without, request_id=request_id)
     assert [row[-1] for row in declared] == [QUESTION]
     assert undeclared == []
+
+
+async def test_without_smtp_the_officers_text_is_not_logged(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(make_settings(database_url))  # no DSR_SMTP_HOST: mail goes to the log
+    async with app.router.lifespan_context(app):
+        async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client:
+            admin = {"Authorization": f"Bearer {await get_token(client, ADMIN_ID, ADMIN_SECRET)}"}
+            dsr = await verified_request(client, admin, admin)
+            assert (await send(client, admin, dsr["id"], kind="clarification")).status_code == 201
+        worker = Worker(app.state.settings, app.state.sessionmaker)
+        try:
+            with caplog.at_level(logging.INFO, logger="app"):
+                await worker.run_once(sweep=False)
+        finally:
+            await worker.close()
+    logged = caplog.text
+    assert "(clarification) not sent, no DSR_SMTP_HOST configured" in logged
+    assert "the body of an officer's message is not logged" in logged
+    assert QUESTION not in logged
