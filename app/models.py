@@ -493,7 +493,10 @@ class RequestMessage(SQLModel, table=True):
     author: str = Field(max_length=64)
     # No foreign key: the mail row may be cleaned up later; ``delivery_status`` remains.
     mail_id: uuid.UUID | None = None
-    # queued | sent | failed, as last known (the mail row is read while it exists).
+    # queued | sent | failed as last recorded: the mail row is read while it exists, and a
+    # worker sweep copies its outcome here, so it outlives the row.
     delivery_status: str | None = Field(default=None, max_length=10)
+    delivered_at: datetime | None = timestamp(nullable=True)
+    delivery_attempts: int = 0
     received_at: datetime | None = timestamp(nullable=True)
     created_at: datetime = timestamp()

@@ -31,6 +31,8 @@ def upgrade() -> None:
         sa.Column("author", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("mail_id", sa.Uuid(), nullable=True),
         sa.Column("delivery_status", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=True),
+        sa.Column("delivered_at", app.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("delivery_attempts", sa.Integer(), nullable=False),
         sa.Column("received_at", app.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", app.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(

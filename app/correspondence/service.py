@@ -295,12 +295,14 @@ def message_public(
                 sent_at=mail.sent_at,
                 attempts=mail.attempt_count,
             )
+        elif message.channel == MessageChannel.POST:
+            delivery = Delivery(status="sent", sent_at=message.created_at, attempts=0)
         else:
-            # A letter, or mail whose outbox row is gone: what the message last recorded.
+            # The outbox row is gone: what the delivery sweep recorded on the message.
             delivery = Delivery(
-                status=message.delivery_status or "sent",
-                sent_at=message.created_at if message.channel == MessageChannel.POST else None,
-                attempts=0,
+                status=message.delivery_status or "queued",
+                sent_at=message.delivered_at,
+                attempts=message.delivery_attempts,
             )
     return MessagePublic(
         id=message.id,

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, select, text, update
 
 from app import deadlines
 from app.core.config import Settings
@@ -339,6 +339,13 @@ async def test_delivery_goes_from_queued_to_sent_through_smtp(
     assert "&lt;b&gt;not bold&lt;/b&gt;" in html and "<b>" not in html
     assert "Second paragraph &amp; more." in html
 
+    # The outcome outlives the outbox row: the sweep keeps it on the message.
+    await worker.sweep()
+    async with app.state.sessionmaker.begin() as session:
+        await session.execute(delete(MailMessage))
+    (kept,) = await thread(client, officer_headers, dsr["id"])
+    assert kept["delivery"] == listed["delivery"]
+
 
 async def test_delivery_failed_when_smtp_is_unreachable(
     app: FastAPI,
@@ -366,6 +373,11 @@ async def test_delivery_failed_when_smtp_is_unreachable(
     assert listed["delivery"]["status"] == "failed"
     assert listed["delivery"]["attempts"] == sender.MAX_ATTEMPTS
     assert listed["delivery"]["sent_at"] is None
+    await worker.sweep()
+    async with app.state.sessionmaker.begin() as session:
+        await session.execute(delete(MailMessage))
+    (kept,) = await thread(client, officer_headers, dsr["id"])
+    assert kept["delivery"] == listed["delivery"]
 
 
 # ---------------------------------------------------------------- the thread and privacy
