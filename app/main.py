@@ -85,8 +85,10 @@ All dates are local dates in the controller's time zone (default Europe/London).
 * **Extension**: once, on or before the original due date: three calendar months from the
   clock start (never +1 then +2), rolled the same way.
 * **Stop the clock**: pausing for clarification does not count the days from the pause to the
-  resume, both included; they are added before rolling. Pausing for a fee restarts the clock
-  on the day the fee arrives (the resume day).
+  resume, both included; they are added before rolling. A clarification sent from the case
+  (`POST /v1/requests/{id}/messages`) pauses on the day it is sent, and recording the
+  subject's reply resumes as of the day the reply arrived. Pausing for a fee restarts the
+  clock on the day the fee arrives (the resume day).
 * **CCPA**: 45 calendar days (+45 on extension), rolled to a California business day.
 * `due_at` is the last second of the due date in the controller's time zone, in UTC.
 
