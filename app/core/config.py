@@ -74,8 +74,8 @@ class Settings(BaseSettings):
         default=7,
         ge=0,
         le=365,
-        description="days after receipt an unverified request's subject is reminded, once, "
-        "to confirm their identity (0: never)",
+        description="days after an unverified request is logged that its subject is reminded, "
+        "once, to confirm their identity (0: never)",
     )
     access_token_ttl: int = Field(default=3600, ge=60, le=86400, description="seconds")
     client_refresh_interval: float = Field(

@@ -45,7 +45,7 @@ _DELIVERY = {"pending": "queued", "sent": "sent", "failed": "failed"}
 
 class NoEmailAddress(Conflict):
     title = "No email address"
-    slug = "no-email-address"
+    slug = "no-email-address-to-write-to"
 
 
 def _awaiting_clarification(dsr: DsrRequest) -> bool:

@@ -1,7 +1,9 @@
 """One reminder to confirm identity, for a request still unverified a while after receipt.
 
-``DSR_VERIFICATION_REMINDER_DAYS`` (default 7; 0: never) after receipt, a request still
-``awaiting_verification`` whose subject gave an email address is sent one reminder: what
+``DSR_VERIFICATION_REMINDER_DAYS`` (default 7; 0: never) after it was logged (and so
+acknowledged: a request back-dated to its day of receipt by post is not reminded the day it
+is logged), a request still ``awaiting_verification`` whose subject gave an email address,
+and which has not yet expired, is sent one reminder: what
 they can confirm their identity with (the request type's policy) and the day the request is
 closed if they do not (``DSR_VERIFICATION_EXPIRY_DAYS`` after receipt). Whichever worker
 claims the row first (``FOR UPDATE SKIP LOCKED``) sends it and stamps
@@ -46,7 +48,7 @@ async def send_verification_reminders(
                 col(DsrRequest.status) == RequestStatus.AWAITING_VERIFICATION,
                 col(DsrRequest.verification_reminded_at).is_(None),
                 col(DsrRequest.subject_email).is_not(None),
-                col(DsrRequest.received_at) < due_before,
+                col(DsrRequest.created_at) < due_before,
                 # About to expire anyway: the expiry sweep closes it instead.
                 col(DsrRequest.received_at) >= expires_before,
             )

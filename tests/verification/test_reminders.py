@@ -2,6 +2,7 @@
 PostgreSQL, delivered through a real SMTP server; and the acknowledgement that announces it."""
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
@@ -10,13 +11,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.core.config import Settings
 from app.core.crypto import decrypt_secret
 from app.core.time import utcnow
 from app.deadlines import local_date
-from app.models import MailMessage, RequestEvent
+from app.models import DsrRequest, MailMessage, RequestEvent
 from app.verification import reminders
 from app.worker import Worker
 from tests.conftest import TEST_SECRET_KEY, make_settings
@@ -46,12 +47,18 @@ async def worker(app: FastAPI, settings: Settings) -> AsyncIterator[Worker]:
     await instance.close()
 
 
-async def received_days_ago(
-    client: AsyncClient, headers: dict[str, str], days: float, **overrides: Any
+async def logged_days_ago(
+    app: FastAPI, client: AsyncClient, headers: dict[str, str], days: float, **overrides: Any
 ) -> str:
-    received_at = (utcnow() - timedelta(days=days)).isoformat()
-    body = {"channel": "post", "received_at": received_at, **overrides}
-    return str((await create_request(client, headers, **body))["id"])
+    """A request received and logged ``days`` ago (the log time is moved back directly)."""
+    then = utcnow() - timedelta(days=days)
+    body = {"channel": "post", "received_at": then.isoformat(), **overrides}
+    request_id = str((await create_request(client, headers, **body))["id"])
+    async with app.state.sessionmaker.begin() as session:
+        await session.execute(
+            update(DsrRequest).where(DsrRequest.id == uuid.UUID(request_id)).values(created_at=then)  # type: ignore[arg-type]
+        )
+    return request_id
 
 
 async def reminder_rows(app: FastAPI) -> list[MailMessage]:
@@ -70,17 +77,30 @@ async def test_one_reminder_per_unverified_request_once_due(
     worker: Worker,
     smtp: SmtpServer,
 ) -> None:
-    due = await received_days_ago(client, integration_headers, 8)
-    await received_days_ago(client, integration_headers, 3)  # not yet due
-    await received_days_ago(client, integration_headers, 8, subject={"phone": "+441632960001"})
-    await received_days_ago(client, integration_headers, 31)  # expires instead
-    await verified_request(
+    due = await logged_days_ago(app, client, integration_headers, 8)
+    await logged_days_ago(app, client, integration_headers, 3)  # not yet due
+    await logged_days_ago(app, client, integration_headers, 8, subject={"phone": "+441632960001"})
+    await logged_days_ago(app, client, integration_headers, 31)  # expires instead
+    verified = await verified_request(
         client,
         integration_headers,
         officer_headers,
         channel="post",
         received_at=(utcnow() - timedelta(days=8)).isoformat(),
     )
+    # Back-dated to its receipt 8 days ago, but logged today: not reminded yet.
+    await create_request(
+        client,
+        integration_headers,
+        channel="post",
+        received_at=(utcnow() - timedelta(days=8)).isoformat(),
+    )
+    async with app.state.sessionmaker.begin() as session:
+        await session.execute(
+            update(DsrRequest)
+            .where(DsrRequest.id == uuid.UUID(verified["id"]))  # type: ignore[arg-type]
+            .values(created_at=utcnow() - timedelta(days=8))
+        )
 
     await worker.sweep()
     (row,) = await reminder_rows(app)
@@ -123,7 +143,7 @@ async def test_concurrent_sweeps_send_the_reminder_once(
     app: FastAPI, client: AsyncClient, integration_headers: dict[str, str], settings: Settings
 ) -> None:
     for _ in range(3):
-        await received_days_ago(client, integration_headers, 10)
+        await logged_days_ago(app, client, integration_headers, 10)
 
     async def sweep() -> int:
         async with app.state.sessionmaker.begin() as session:
@@ -139,7 +159,7 @@ async def test_concurrent_sweeps_send_the_reminder_once(
 async def test_zero_days_disables_the_reminder(
     app: FastAPI, client: AsyncClient, integration_headers: dict[str, str], settings: Settings
 ) -> None:
-    await received_days_ago(client, integration_headers, 10)
+    await logged_days_ago(app, client, integration_headers, 10)
     disabled = settings.model_copy(update={"verification_reminder_days": 0})
     async with app.state.sessionmaker.begin() as session:
         assert (
@@ -164,4 +184,4 @@ async def test_acknowledgement_announces_the_reminder_and_the_closure(
         assert "If your identity is not confirmed within 30 days, we will close the request" in (
             body
         )
-        assert "we will remind you once, 7 days after we received it" in body
+        assert "we will send you one reminder 7 days after this message" in body
