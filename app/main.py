@@ -27,6 +27,7 @@ from app.core.middleware import (
 )
 from app.core.openapi import install_complete_openapi
 from app.core.time import utcnow
+from app.correspondence import router as correspondence_api
 from app.data_sources import router as data_sources_api
 from app.demo.source import ensure_demo_source
 from app.exports import router as exports_api
@@ -85,8 +86,10 @@ All dates are local dates in the controller's time zone (default Europe/London).
 * **Extension**: once, on or before the original due date: three calendar months from the
   clock start (never +1 then +2), rolled the same way.
 * **Stop the clock**: pausing for clarification does not count the days from the pause to the
-  resume, both included; they are added before rolling. Pausing for a fee restarts the clock
-  on the day the fee arrives (the resume day).
+  resume, both included; they are added before rolling. A clarification sent from the case
+  (`POST /v1/requests/{id}/messages`) pauses on the day it is sent, and recording the
+  subject's reply resumes as of the day the reply arrived. Pausing for a fee restarts the
+  clock on the day the fee arrives (the resume day).
 * **CCPA**: 45 calendar days (+45 on extension), rolled to a California business day.
 * `due_at` is the last second of the due date in the controller's time zone, in UTC.
 
@@ -110,6 +113,12 @@ TAGS = [
         "name": "Casework",
         "description": "Who owns a case, the officers' internal notes, and refusing or "
         "cancelling many requests at once.",
+    },
+    {
+        "name": "Correspondence",
+        "description": "Write to the subject from the case (a clarification stops the clock), "
+        "record their replies (the clock restarts on the day a reply arrived) and read the "
+        "thread with each mail's delivery status. Officers only.",
     },
     {"name": "Auth", "description": "OAuth2 client credentials."},
     {
@@ -219,6 +228,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         verification_api.router,
         requests_api.actions,
         casework_api.router,
+        correspondence_api.router,
         fulfilment_api.actions,
         fulfilment_api.router,
         webhooks_api.router,

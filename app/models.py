@@ -126,6 +126,8 @@ class DsrRequest(SQLModel, table=True):
     # Sweeps announce each of these once, whichever worker gets there first.
     due_soon_notified_at: datetime | None = timestamp(nullable=True)
     overdue_notified_at: datetime | None = timestamp(nullable=True)
+    # The one reminder to confirm identity (DSR_VERIFICATION_REMINDER_DAYS), sent once.
+    verification_reminded_at: datetime | None = timestamp(nullable=True)
     # ``data.sequence`` of the request's latest webhook event (0: none yet); raised only by
     # whoever holds the row (FOR UPDATE), so each event gets the next number, no gaps.
     event_sequence: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
@@ -499,4 +501,36 @@ class RetainedRecord(SQLModel, table=True):
     table_name: str = Field(max_length=200)
     # The row's primary key value as text (the source converts it back to the column's type).
     record_key: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = timestamp()
+
+
+class RequestMessage(SQLModel, table=True):
+    """Correspondence with the subject about one request, both directions.
+
+    The text is personal data: encrypted at rest (like the mail outbox) and never copied
+    into the audit trail, webhooks or logs. An outbound message sent by email links the
+    mail-outbox row that carries it, whose status is its delivery status.
+    """
+
+    __tablename__ = "request_messages"
+    __table_args__ = (
+        Index("ix_request_messages_request_id_created_at", "request_id", "created_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    request_id: uuid.UUID = Field(foreign_key="requests.id")
+    direction: str = Field(max_length=10)  # outbound | inbound
+    kind: str = Field(max_length=20)  # clarification | information | reply
+    channel: str = Field(max_length=10)  # email | post
+    text_encrypted: str = Field(sa_column=Column(Text, nullable=False))
+    # The officer or admin client who wrote or recorded it.
+    author: str = Field(max_length=64)
+    # No foreign key: the mail row may be cleaned up later; ``delivery_status`` remains.
+    mail_id: uuid.UUID | None = None
+    # queued | sent | failed as last recorded: the mail row is read while it exists, and a
+    # worker sweep copies its outcome here, so it outlives the row.
+    delivery_status: str | None = Field(default=None, max_length=10)
+    delivered_at: datetime | None = timestamp(nullable=True)
+    delivery_attempts: int = 0
+    received_at: datetime | None = timestamp(nullable=True)
     created_at: datetime = timestamp()

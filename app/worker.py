@@ -19,11 +19,13 @@ from app.core import ssrf
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.time import utcnow
+from app.correspondence import delivery as correspondence_delivery
 from app.exports import orphans
 from app.exports import service as exports
 from app.fulfilment import jobs, runner
 from app.mail import sender
 from app.requests import sweeps
+from app.verification import reminders
 from app.webhooks import delivery
 
 logger = logging.getLogger("app.worker")
@@ -156,6 +158,8 @@ class Worker:
         self.last_sweep = time.monotonic()
         steps: list[Callable[..., Awaitable[int]]] = [
             sweeps.expire_unverified,
+            reminders.send_verification_reminders,
+            correspondence_delivery.record_delivery,
             sweeps.announce_overdue,
             sweeps.announce_due_soon,
             exports.delete_expired_exports,

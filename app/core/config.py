@@ -70,6 +70,13 @@ class Settings(BaseSettings):
         "keep the defaults",
     )
     verification_expiry_days: int = 30
+    verification_reminder_days: int = Field(
+        default=7,
+        ge=0,
+        le=365,
+        description="days after an unverified request is logged that its subject is reminded, "
+        "once, to confirm their identity (0: never)",
+    )
     access_token_ttl: int = Field(default=3600, ge=60, le=86400, description="seconds")
     client_refresh_interval: float = Field(
         default=5.0,

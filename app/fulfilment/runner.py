@@ -23,6 +23,7 @@ from sqlmodel import col
 from app.core.config import Settings
 from app.core.time import hours_in_words, iso_z, utcnow
 from app.core.tracebacks import traceback_without_messages
+from app.correspondence import service as correspondence
 from app.data_sources import service as data_sources
 from app.data_sources.connectors import Connector, RetainedKeys, SourceError, connector_for
 from app.enums import FulfilmentStatus, JobStatus, RequestStatus, RequestType, TaskStatus
@@ -238,12 +239,17 @@ class JobRun:
                 + [effects.task_summary(task)["source"] for task in tasks],
             }
         }
+        # The subject's correspondence about this request, where the register says so.
+        thread = [] if portability else await self._correspondence(snapshot)
         if portability:
             header["export"]["note"] = PORTABILITY_NOTE
         else:
+            categories = self.categories
+            if thread and categories is not None:
+                categories = [*categories, correspondence.CORRESPONDENCE_CATEGORY]
             header["supplementary_information"] = register.supplementary_information(
                 register.load_register(self.settings),
-                categories=self.categories,
+                categories=categories,
                 regulation=snapshot.regulation,
             )
         kept_summary, kept_keys = await self._kept_after_erasure(snapshot)
@@ -257,6 +263,10 @@ class JobRun:
                 effects.task_summary(task)["source"], effects.task_records(task, self.settings)
             )
         ]
+        if thread:
+            task_batches.append(
+                steps.correspondence_batch(thread, columns=correspondence.PACK_COLUMNS)
+            )
         files = await steps.build_export(
             snapshot,
             connectors,
@@ -306,6 +316,12 @@ class JobRun:
             # The receiving controller's address is not recorded: only how it went.
             outcome.audit.append(("portability.transmitted", result["transmission"]))
         return outcome
+
+    async def _correspondence(self, snapshot: steps.Snapshot) -> list[tuple[Any, ...]]:
+        async with self.sessionmaker() as session:
+            return await correspondence.pack_thread(
+                session, settings=self.settings, request_id=uuid.UUID(snapshot.id)
+            )
 
     async def _kept_after_erasure(
         self, snapshot: steps.Snapshot

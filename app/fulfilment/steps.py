@@ -351,6 +351,12 @@ def task_record_batches(source: str, records: list[dict[str, Any]]) -> list[Reco
     return batches
 
 
+def correspondence_batch(rows: list[tuple[Any, ...]], *, columns: tuple[str, ...]) -> RecordBatch:
+    """The request's own correspondence, as records of the ``correspondence`` category."""
+    described = tuple(ColumnInfo(name, "correspondence", False) for name in columns)
+    return RecordBatch("privacy_team", "correspondence", described, 0, rows)
+
+
 async def transmit(
     http: httpx.AsyncClient, path: Path, *, url: str, settings: Settings, request_id: str
 ) -> dict[str, Any]:

@@ -31,6 +31,10 @@ class MessageKind(StrEnum):
     COMPLETION = "completion"
     EXPORT_READY = "export_ready"
     RESTRICTION_LIFTED = "restriction_lifted"
+    # An officer's own words to the subject (app.correspondence), in a fixed wrapper.
+    CLARIFICATION = "clarification"
+    INFORMATION = "information"
+    VERIFICATION_REMINDER = "verification_reminder"
 
 
 class _Environment(jinja2.Environment):

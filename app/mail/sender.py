@@ -222,15 +222,22 @@ async def send(claim: ClaimedMail, *, settings: Settings) -> SendResult:
     return SendResult(claim)
 
 
+# An officer's own words to the subject (and whatever they quote) never reach the logs.
+_BODY_NOT_LOGGED = frozenset({MessageKind.CLARIFICATION, MessageKind.INFORMATION})
+
+
 def _log_message(claim: ClaimedMail) -> None:
     assert claim.recipient is not None
+    body = claim.text
+    if claim.kind in _BODY_NOT_LOGGED:
+        body = "(the body of an officer's message is not logged)"
     logger.info(
         "mail %s (%s) not sent, no DSR_SMTP_HOST configured; to %s\nSubject: %s\n\n%s",
         claim.message_id,
         claim.kind,
         mask_address(claim.recipient),
         claim.subject,
-        claim.text,
+        body,
     )
 
 

@@ -198,6 +198,9 @@ async def create_request(
                 for method in allowed_methods(settings, dsr.type)
                 if method != VerificationMethod.IDENTITY_ASSERTION
             ],
+            # What happens if identity is not confirmed: one reminder, then closure.
+            "reminder_days": settings.verification_reminder_days,
+            "expiry_days": settings.verification_expiry_days,
         },
         now=now,
     )

@@ -5,7 +5,7 @@ the subject must be told) a queued message in the caller's transaction. Identity
 in ``app.verification``.
 """
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -120,13 +120,28 @@ async def pause(
 
 
 async def resume(
-    session: AsyncSession, *, settings: Settings, dsr: DsrRequest, actor: str, now: datetime
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    dsr: DsrRequest,
+    actor: str,
+    now: datetime,
+    resumed_on: date | None = None,
 ) -> DsrRequest:
-    """Restart the clock: clarification adds the paused days; a fee restarts it today."""
+    """Restart the clock: clarification adds the paused days; a fee restarts it today.
+
+    ``resumed_on`` (default: today) is the local date the clock restarts, such as the day
+    the subject's answer was received; never before the pause, never after today.
+    """
     ensure_allowed(dsr, Action.RESUME)
-    resumed_on = legal_clock.today(settings, now)
-    paused_on = dsr.paused_on or resumed_on
-    data: dict[str, Any] = {"reason": dsr.pause_reason, "paused_on": paused_on.isoformat()}
+    today = legal_clock.today(settings, now)
+    paused_on = dsr.paused_on or today
+    resumed_on = min(max(resumed_on or today, paused_on), today)
+    data: dict[str, Any] = {
+        "reason": dsr.pause_reason,
+        "paused_on": paused_on.isoformat(),
+        "resumed_on": resumed_on.isoformat(),
+    }
     if dsr.pause_reason == PauseReason.AWAITING_FEE:
         # The fee is a clock start: earlier stops belong to the superseded clock.
         dsr.paused_days = 0

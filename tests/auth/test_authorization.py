@@ -16,6 +16,7 @@ import base64
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -30,7 +31,14 @@ from app.auth.tokens import TOKEN_AUDIENCE, TOKEN_ISSUER
 from app.core.crypto import derived_key
 from app.core.time import utcnow
 from app.main import create_app
-from app.models import Client, DsrRequest, FulfilmentTask, WebhookDelivery, WebhookEndpoint
+from app.models import (
+    Client,
+    DsrRequest,
+    FulfilmentTask,
+    RequestMessage,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from tests.conftest import ADMIN_ID, ADMIN_SECRET, TEST_SECRET_KEY, make_settings, new_client
 from tests.factories import create_request, request_body
 
@@ -96,6 +104,10 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int]] = {
     # The task is assigned to the admin client; officers see every task.
     ("GET",  RID + "/tasks/{task_id}"):          (401,         404,         200,     200),
     ("POST", RID + "/tasks/{task_id}"):          (401,         404,         200,     200),
+    # Correspondence is for officers: integrations are refused before the request is read.
+    ("POST", RID + "/messages"):                 (401,         403,         201,     201),
+    ("GET",  RID + "/messages"):                 (401,         403,         200,     200),
+    ("POST", RID + "/messages/reply"):           (401,         403,         201,     201),
     # No export exists in the matrix: only who may ask is checked (exports/test_exports_api.py).
     ("GET",  RID + "/exports"):                  (401,         404,         200,     200),
     ("GET",  RID + "/export"):                   (401,         404,         404,     404),
@@ -164,6 +176,10 @@ SCENARIOS: dict[str, tuple[str, dict[str, Any] | None]] = {
     RID + "/lift-restriction":  (IN_PROGRESS, {"reason": "accuracy check finished"}),
     RID + "/tasks":             (IN_PROGRESS, None),
     RID + "/tasks/{task_id}":   (IN_PROGRESS, {"status": "done", "note": "matrix"}),
+    RID + "/messages":          (IN_PROGRESS, {"kind": "clarification", "text": "Which account?"}),
+    # An information message, back-dated to 1 January, is what the reply answers.
+    RID + "/messages/reply":    (IN_PROGRESS, {"text": "The old one.",
+                                               "received_at": "2026-01-02T09:00:00Z"}),
     RID + "/exports":           (AWAITING,    None),
     RID + "/export":            (AWAITING,    None),
 }
@@ -421,6 +437,17 @@ async def prepare_request(
     url = path.replace("{request_id}", request_id)
     if path.endswith("/fulfil"):
         await data_source_in(client, admin_headers)
+    if path.endswith("/messages/reply"):
+        response = await client.post(
+            f"/v1/requests/{request_id}/messages",
+            headers=admin_headers,
+            json={"kind": "information", "text": "We are looking into it."},
+        )
+        assert response.status_code == 201, response.text
+        async with app.state.sessionmaker.begin() as session:
+            await session.execute(
+                update(RequestMessage).values(created_at=datetime(2026, 1, 1, tzinfo=UTC))
+            )
     if path.endswith("/lift-restriction") or "/tasks" in path:
         source_id = uuid.UUID(await data_source_in(client, admin_headers))
         async with app.state.sessionmaker() as session:

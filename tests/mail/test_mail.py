@@ -192,6 +192,47 @@ KINDS: list[tuple[MessageKind, dict[str, Any], str, list[str]]] = [
         ],
     ),
     (
+        MessageKind.CLARIFICATION,
+        {
+            "text": "Which account do you mean?",
+            "controller_name": "Borchester Office Supplies Ltd",
+            "clock_paused": True,
+        },
+        "We need more information about your data protection request",
+        [
+            "Borchester Office Supplies Ltd is writing about your request for a copy",
+            "we need more information from you: Which account do you mean?",
+            "the time limit for our response is paused",
+            "starts again on the day we receive your answer",
+        ],
+    ),
+    (
+        MessageKind.INFORMATION,
+        {
+            "text": "We are searching our archive.",
+            "controller_name": "Borchester Office Supplies Ltd",
+        },
+        "About your data protection request",
+        ["Borchester Office Supplies Ltd is writing", "We are searching our archive."],
+    ),
+    (
+        MessageKind.VERIFICATION_REMINDER,
+        {
+            "received_on": date(2026, 11, 2),
+            "closes_on": date(2026, 12, 2),
+            "identity_proofs": ["email_code", "document"],
+        },
+        "Please confirm your identity so that we can act on your request",
+        [
+            "(subject access request) on Monday 2 November 2026",
+            "a one-time code that we email to this address",
+            "a copy of your passport or photocard driving licence",
+            "or to ask us for a code",
+            "If your identity is not confirmed by Wednesday 2 December 2026",
+            "we will close the request",
+        ],
+    ),
+    (
         MessageKind.COMPLETION,
         {
             "summary": "We found records in our CRM and order history.",

@@ -1,0 +1,1 @@
+"""Correspondence with the data subject about a request, and its effect on the clock."""
