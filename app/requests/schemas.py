@@ -341,6 +341,15 @@ class FulfilmentPublic(BaseModel):
     finished_at: datetime | None = None
 
 
+class ApprovalPublic(BaseModel):
+    """An officer's approval of the fulfilment plan (``DSR_APPROVAL_REQUIRED``)."""
+
+    approved_at: datetime
+    approved_by: str = Field(description="The approving officer's client id.")
+    plan_sha256: str
+    counts: dict[str, int] = Field(description="The approved plan's totals per action.")
+
+
 class RequestPublic(BaseModel):
     """A request as officers and integrations see it."""
 
@@ -366,6 +375,9 @@ class RequestPublic(BaseModel):
         default=False,
         description="True while processing is restricted in the sources (restriction "
         "requests and upheld objections) until `lift-restriction`.",
+    )
+    approval: ApprovalPublic | None = Field(
+        default=None, description="Null until an officer approves the fulfilment plan."
     )
     created_at: datetime
     updated_at: datetime
