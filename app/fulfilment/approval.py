@@ -8,15 +8,16 @@ hash and its row counts (never the subject's data) on the request and in the aud
 on the data as it is when it runs, which may differ from what was approved.
 """
 
+import uuid
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from app.core.config import Settings
-from app.core.errors import Conflict, InvalidTransition
+from app.core.errors import Conflict, InvalidTransition, NotFound
 from app.enums import RequestStatus
 from app.fulfilment import plan as planning
 from app.models import Client, DsrRequest, RequestEvent
@@ -84,13 +85,24 @@ async def check_four_eyes(session: AsyncSession, *, dsr: DsrRequest, actor: str)
 async def approve(
     session: AsyncSession,
     *,
+    sessionmaker: async_sessionmaker[AsyncSession],
     settings: Settings,
-    dsr: DsrRequest,
+    request_id: uuid.UUID,
     plan_sha256: str | None,
     actor: str,
     now: datetime,
-) -> dict[str, Any]:
-    """Approve the request's fulfilment plan as it is now; answers the plan approved."""
+) -> DsrRequest:
+    """Approve the request's fulfilment plan as it is now; answers the request.
+
+    The plan is computed first, with no transaction held (the sources may be slow); then
+    the request is locked in ``session`` and the approval checked and recorded there.
+    """
+    plan = await planning.plan_request(
+        sessionmaker, settings=settings, request_id=request_id, now=now
+    )
+    dsr = await session.get(DsrRequest, request_id, with_for_update=True)
+    if dsr is None:
+        raise NotFound("No request with this id is visible to you.")
     if dsr.status != RequestStatus.IN_PROGRESS:
         raise InvalidTransition(
             f"Cannot approve a request whose status is {dsr.status}.",
@@ -98,7 +110,6 @@ async def approve(
         )
     if settings.approval_four_eyes:
         await check_four_eyes(session, dsr=dsr, actor=actor)
-    plan = await planning.build_plan(session, settings=settings, dsr=dsr, now=now)
     if plan_sha256 is not None and plan_sha256 != plan["plan_sha256"]:
         raise Conflict(
             "The plan has changed since you looked at it (the data in the sources, or the "
@@ -114,15 +125,14 @@ async def approve(
             + ". Approve when every source answers (see GET /plan for why).",
             title="Plan incomplete",
         )
-    approved = {
+    dsr.approved_at = now
+    dsr.approved_by = actor
+    dsr.approved_plan = {
         "plan_sha256": plan["plan_sha256"],
         "counts": plan["counts"],
         "comparable": planning.comparable_counts(dsr.type, plan["sources"]),
     }
-    dsr.approved_at = now
-    dsr.approved_by = actor
-    dsr.approved_plan = approved
-    lifecycle.record_change(
+    return lifecycle.record_change(
         session,
         dsr,
         settings=settings,
@@ -132,7 +142,6 @@ async def approve(
         data={"plan_sha256": plan["plan_sha256"], "counts": plan["counts"]},
         announce=False,
     )
-    return plan
 
 
 def compare_with_approval(dsr: DsrRequest, result: dict[str, Any]) -> dict[str, Any]:

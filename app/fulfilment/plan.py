@@ -12,14 +12,15 @@ logged or audited (the approval records ``counts`` and the hash only).
 
 import hashlib
 import json
+import uuid
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
-from app.core.errors import Conflict
+from app.core.errors import Conflict, NotFound
 from app.core.time import iso_z
 from app.data_sources import service as data_sources
 from app.data_sources.connectors import (
@@ -212,10 +213,27 @@ def actual_counts(request_type: str, result: dict[str, Any]) -> dict[str, int]:
     return {"records": records} if records else {}
 
 
-async def build_plan(
-    session: AsyncSession, *, settings: Settings, dsr: DsrRequest, now: datetime
+async def plan_request(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    settings: Settings,
+    request_id: uuid.UUID,
+    now: datetime,
 ) -> dict[str, Any]:
-    """Dry-run fulfilment of an open request against every active source; changes nothing."""
+    """The plan of a request, read in a short transaction of its own: the sources are asked
+    with no database transaction (SQLite's write lock, a PostgreSQL row lock) held."""
+    async with sessionmaker() as session:
+        dsr = await session.get(DsrRequest, request_id)
+        if dsr is None:
+            raise NotFound("No request with this id is visible to you.")
+        sources = await data_sources.active_sources(session)
+    return await build_plan(settings=settings, dsr=dsr, sources=sources, now=now)
+
+
+async def build_plan(
+    *, settings: Settings, dsr: DsrRequest, sources: list[DataSource], now: datetime
+) -> dict[str, Any]:
+    """Dry-run fulfilment of an open request against ``sources``; changes nothing."""
     if dsr.status not in OPEN:
         raise _closed(dsr)
     # The identities fulfilment searches by (built as service.identity_of builds them).
@@ -232,7 +250,6 @@ async def build_plan(
             title="No identity to search by",
         )
     entries: list[dict[str, Any]] = []
-    sources = await data_sources.active_sources(session)
     if dsr.type == RequestType.OBJECTION and dsr.details.get("scope") == "direct_marketing":
         sources = []  # suppression only: no source is read or changed
     for source in sources:

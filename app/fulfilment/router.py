@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path
 
 from app.auth.deps import Officer, Reader, TokenFirstRoute
-from app.core.deps import NowDep, SessionDep, SettingsDep
+from app.core.deps import NowDep, SessionDep, SessionmakerDep, SettingsDep
 from app.core.errors import ACTION_ERRORS, AUTH_ERRORS, NOT_FOUND, VALIDATION, problem_response
 from app.core.pagination import Page
 from app.core.strict_query import StrictQuery
@@ -26,7 +26,7 @@ from app.fulfilment.schemas import (
     TaskPublic,
     TaskResultBody,
 )
-from app.requests.deps import LockedRequest, RequestDep, RequestId
+from app.requests.deps import LockedRequest, RequestId
 from app.requests.schemas import RequestPublic
 from app.requests.service import request_public
 
@@ -111,7 +111,11 @@ async def fulfil(
     },
 )
 async def plan(
-    _officer: Officer, dsr: RequestDep, session: SessionDep, settings: SettingsDep, now: NowDep
+    _officer: Officer,
+    request_id: RequestId,
+    sessionmaker: SessionmakerDep,
+    settings: SettingsDep,
+    now: NowDep,
 ) -> dict[str, Any]:
     """Look before you erase: what fulfilment would do in every data source, changing nothing.
 
@@ -133,7 +137,9 @@ async def plan(
     `approve` to approve exactly what you saw. Fulfilment acts on the data as it is when it
     runs, which may by then differ from this plan. Open requests only (409 when closed).
     """
-    return await planning.build_plan(session, settings=settings, dsr=dsr, now=now)
+    return await planning.plan_request(
+        sessionmaker, settings=settings, request_id=request_id, now=now
+    )
 
 
 @actions.post(
@@ -151,8 +157,9 @@ async def plan(
 )
 async def approve(
     officer: Officer,
-    dsr: LockedRequest,
+    request_id: RequestId,
     session: SessionDep,
+    sessionmaker: SessionmakerDep,
     settings: SettingsDep,
     now: NowDep,
     body: Annotated[ApproveBody | None, Body(openapi_examples=APPROVE_EXAMPLES)] = None,
@@ -169,10 +176,11 @@ async def approve(
     Fulfilment then acts on the data as it is when it runs: its result sets
     `approved_counts` beside `actual_counts`, with `differs_from_approved_plan`.
     """
-    await approval.approve(
+    dsr = await approval.approve(
         session,
+        sessionmaker=sessionmaker,
         settings=settings,
-        dsr=dsr,
+        request_id=request_id,
         plan_sha256=body.plan_sha256 if body is not None else None,
         actor=officer.client_id,
         now=now,

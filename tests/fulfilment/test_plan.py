@@ -1,6 +1,7 @@
 """The fulfilment plan: a dry run against the demo CRM and an http source, changing nothing."""
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -205,6 +206,8 @@ async def test_plan_is_for_officers_and_open_requests_and_lists_task_sources(
     dsr = await create_request(client, integration_headers, type="erasure", subject=JANE)
     forbidden = await client.get(f"/v1/requests/{dsr['id']}/plan", headers=integration_headers)
     assert forbidden.status_code == 403
+    missing = await client.get(f"/v1/requests/{uuid.uuid4()}/plan", headers=officer_headers)
+    assert missing.status_code == 404
 
     plan = await get_plan(client, officer_headers, dsr["id"])
 
