@@ -5,7 +5,7 @@ source reads its task and reports back."""
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Body, Path, Response
 
 from app.auth.deps import Officer, Reader, TokenFirstRoute
 from app.core.deps import NowDep, SessionDep, SessionmakerDep, SettingsDep
@@ -112,6 +112,7 @@ async def fulfil(
 )
 async def plan(
     _officer: Officer,
+    response: Response,
     request_id: RequestId,
     sessionmaker: SessionmakerDep,
     settings: SettingsDep,
@@ -137,6 +138,8 @@ async def plan(
     `approve` to approve exactly what you saw. Fulfilment acts on the data as it is when it
     runs, which may by then differ from this plan. Open requests only (409 when closed).
     """
+    # A rectification plan holds the subject's current values: no cache keeps a copy.
+    response.headers["Cache-Control"] = "no-store"
     return await planning.plan_request(
         sessionmaker, settings=settings, request_id=request_id, now=now
     )

@@ -119,9 +119,15 @@ async def request_fulfilment(
         now=now,
         actor=actor,
         event="fulfilment.requested",
-        data={**params, "sources": [source.name for source in sources]},
+        data={**params, "sources": [source.name for source in sources], **_approved(dsr)},
         announce=False,
     )
+
+
+def _approved(dsr: DsrRequest) -> dict[str, str]:
+    """The approved plan the work goes ahead on, for the audit trail."""
+    sha = (dsr.approved_plan or {}).get("plan_sha256")
+    return {"approved_plan_sha256": str(sha)} if sha else {}
 
 
 async def request_lift(

@@ -115,6 +115,8 @@ async def test_fulfil_waits_for_approval_of_exactly_the_plan_looked_at(
 
     response = await fulfil(client, officer_headers, dsr["id"])
     assert response.status_code == 200, response.text
+    (requested,) = await audit_entries(app, "fulfilment.requested")
+    assert requested["approved_plan_sha256"] == plan["plan_sha256"]
     await drain(worker)
     done = (await client.get(f"/v1/requests/{dsr['id']}", headers=officer_headers)).json()
     assert done["status"] == "completed", done["fulfilment"]

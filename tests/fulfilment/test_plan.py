@@ -30,6 +30,7 @@ async def jane_rows(crm: CrmSource, table: str) -> list[dict[str, Any]]:
 async def get_plan(client: AsyncClient, headers: dict[str, str], request_id: str) -> Any:
     response = await client.get(f"/v1/requests/{request_id}/plan", headers=headers)
     assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
     return response.json()
 
 
