@@ -41,7 +41,15 @@ DESIGN_KEYS = {
     "created_at",
     "updated_at",
 }
-EXTRA_KEYS = {"channel", "details", "rejection", "completion_summary", "fulfilment", "restricted"}
+EXTRA_KEYS = {
+    "channel",
+    "details",
+    "rejection",
+    "completion_summary",
+    "fulfilment",
+    "restricted",
+    "approval",
+}
 DEADLINE_KEYS = {
     "clock_started_on",
     "due_date",
