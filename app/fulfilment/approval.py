@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
+from app.auth.scopes import Role
 from app.core.config import Settings
 from app.core.errors import Conflict, InvalidTransition, NotFound
 from app.enums import RequestStatus
@@ -27,7 +28,7 @@ APPROVED_EVENT = "request.approved"
 ASSIGNED_EVENT = "request.assigned"
 # Not "acting on the case" for the four-eyes rule: writing a note, and approving itself.
 NOT_ACTIONS = frozenset({"request.note_added", APPROVED_EVENT})
-ACTING_ROLES = ("officer", "admin")
+ACTING_ROLES = (Role.OFFICER, Role.ADMIN)
 
 
 def needs_approval(settings: Settings, dsr: DsrRequest) -> bool:
@@ -82,6 +83,14 @@ async def check_four_eyes(session: AsyncSession, *, dsr: DsrRequest, actor: str)
         )
 
 
+def _in_progress(dsr: DsrRequest) -> None:
+    if dsr.status != RequestStatus.IN_PROGRESS:
+        raise InvalidTransition(
+            f"Cannot approve a request whose status is {dsr.status}.",
+            extra={"current_status": dsr.status, "allowed_from": [RequestStatus.IN_PROGRESS]},
+        )
+
+
 async def approve(
     session: AsyncSession,
     *,
@@ -98,16 +107,12 @@ async def approve(
     the request is locked in ``session`` and the approval checked and recorded there.
     """
     plan = await planning.plan_request(
-        sessionmaker, settings=settings, request_id=request_id, now=now
+        sessionmaker, settings=settings, request_id=request_id, now=now, check=_in_progress
     )
     dsr = await session.get(DsrRequest, request_id, with_for_update=True)
     if dsr is None:
         raise NotFound("No request with this id is visible to you.")
-    if dsr.status != RequestStatus.IN_PROGRESS:
-        raise InvalidTransition(
-            f"Cannot approve a request whose status is {dsr.status}.",
-            extra={"current_status": dsr.status, "allowed_from": [RequestStatus.IN_PROGRESS]},
-        )
+    _in_progress(dsr)  # again, under the lock: it may have moved while the sources answered
     if settings.approval_four_eyes:
         await check_four_eyes(session, dsr=dsr, actor=actor)
     if plan_sha256 is not None and plan_sha256 != plan["plan_sha256"]:

@@ -13,6 +13,7 @@ logged or audited (the approval records ``counts`` and the hash only).
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -219,13 +220,17 @@ async def plan_request(
     settings: Settings,
     request_id: uuid.UUID,
     now: datetime,
+    check: Callable[[DsrRequest], None] | None = None,
 ) -> dict[str, Any]:
     """The plan of a request, read in a short transaction of its own: the sources are asked
-    with no database transaction (SQLite's write lock, a PostgreSQL row lock) held."""
+    with no database transaction (SQLite's write lock, a PostgreSQL row lock) held.
+    ``check`` may refuse the request as read before any source is asked."""
     async with sessionmaker() as session:
         dsr = await session.get(DsrRequest, request_id)
         if dsr is None:
             raise NotFound("No request with this id is visible to you.")
+        if check is not None:
+            check(dsr)
         sources = await data_sources.active_sources(session)
     return await build_plan(settings=settings, dsr=dsr, sources=sources, now=now)
 
