@@ -1,8 +1,10 @@
 """The fulfilment plan: a dry run against the demo CRM and an http source, changing nothing."""
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +13,7 @@ from httpx import AsyncClient
 from app.demo import JANE_DOE, load_dataset_map
 from app.worker import Worker
 from tests.factories import create_request, verified_request
-from tests.fulfilment.conftest import CrmSource, fulfil_and_wait
+from tests.fulfilment.conftest import CrmSource, fulfil_and_wait, register_crm
 from tests.http_source_server import HttpSourceServer
 
 JANE = {"email": JANE_DOE["email"], "name": "Jane Doe", "phone": JANE_DOE["phone"]}
@@ -290,3 +292,38 @@ async def test_http_source_plan_changes_nothing_and_a_failing_source_is_marked(
     assert "503" in failed["detail"] and "jane" not in failed["detail"].lower()
     assert source_entry(plan, "demo_crm")["status"] == "planned"
     assert "jane" not in json.dumps(failed).lower()
+
+
+async def test_a_source_gone_missing_is_an_error_and_direct_marketing_only_suppresses(
+    client: AsyncClient,
+    officer_headers: dict[str, str],
+    integration_headers: dict[str, str],
+    admin_headers: dict[str, str],
+    demo_crm_file: Path,
+) -> None:
+    await register_crm(client, admin_headers, f"sqlite:///{demo_crm_file}", name="old_crm")
+    await asyncio.to_thread(demo_crm_file.unlink)
+    erasure = await verified_request(
+        client, integration_headers, officer_headers, type="erasure", subject=JANE
+    )
+
+    plan = await get_plan(client, officer_headers, erasure["id"])
+
+    (gone,) = plan["sources"]
+    assert gone["status"] == "error" and "does not exist" in gone["detail"]
+    refused = await client.post(
+        f"/v1/requests/{erasure['id']}/approve", headers=officer_headers, json={}
+    )
+    assert refused.status_code == 409 and refused.json()["title"] == "Plan incomplete"
+    objection = await verified_request(
+        client,
+        integration_headers,
+        officer_headers,
+        type="objection",
+        subject=JANE,
+        details={"scope": "direct_marketing", "channels": ["sms", "email"]},
+    )
+    plan = await get_plan(client, officer_headers, objection["id"])
+    assert plan["sources"] == []
+    assert plan["suppression"] == {"channels": ["email", "sms"], "reason": "objection"}
+    assert "absolute" in plan["notes"][0]
