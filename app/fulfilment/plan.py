@@ -10,6 +10,7 @@ A rectification plan holds the subject's current values: it is for officers only
 logged or audited (the approval records ``counts`` and the hash only).
 """
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -214,6 +215,28 @@ def actual_counts(request_type: str, result: dict[str, Any]) -> dict[str, int]:
     return {"records": records} if records else {}
 
 
+async def _planned_source(
+    source: DataSource, dsr: DsrRequest, identity: SubjectIdentity, settings: Settings
+) -> dict[str, Any]:
+    """One source's entry in the plan: planned, not previewable, or its error."""
+    if source.kind == "task":
+        return _task_entry(source, dsr)
+    entry: dict[str, Any] = {"source": source.name, "kind": source.kind}
+    connector: Connector | None = None
+    try:
+        connector = connector_for(source, settings, request_id=dsr.id)
+        entry.update(status="planned", **await _source_plan(connector, dsr, identity))
+    except NotPreviewable as exc:
+        entry.update(status="not_previewable", detail=str(exc))
+    except SourceError as exc:
+        # The message names the source and the failure kind only (never a value).
+        entry.update(status="error", detail=str(exc))
+    finally:
+        if connector is not None:
+            await connector.close()
+    return entry
+
+
 async def plan_request(
     sessionmaker: async_sessionmaker[AsyncSession],
     *,
@@ -254,27 +277,14 @@ async def build_plan(
             "the sources cannot be searched; fulfil it by hand and record it with `complete`.",
             title="No identity to search by",
         )
-    entries: list[dict[str, Any]] = []
     if dsr.type == RequestType.OBJECTION and dsr.details.get("scope") == "direct_marketing":
         sources = []  # suppression only: no source is read or changed
-    for source in sources:
-        if source.kind == "task":
-            entries.append(_task_entry(source, dsr))
-            continue
-        entry: dict[str, Any] = {"source": source.name, "kind": source.kind}
-        connector: Connector | None = None
-        try:
-            connector = connector_for(source, settings, request_id=dsr.id)
-            entry.update(status="planned", **await _source_plan(connector, dsr, identity))
-        except NotPreviewable as exc:
-            entry.update(status="not_previewable", detail=str(exc))
-        except SourceError as exc:
-            # The message names the source and the failure kind only (never a value).
-            entry.update(status="error", detail=str(exc))
-        finally:
-            if connector is not None:
-                await connector.close()
-        entries.append(entry)
+    # The sources are asked together: one slow or unreachable source costs its timeout once.
+    entries = list(
+        await asyncio.gather(
+            *(_planned_source(source, dsr, identity, settings) for source in sources)
+        )
+    )
     plan: dict[str, Any] = {
         "request_id": str(dsr.id),
         "request_type": dsr.type,
