@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -103,7 +104,9 @@ async def test_rectification_plan_shows_current_and_requested_values(
     officer_headers: dict[str, str],
     integration_headers: dict[str, str],
     crm: CrmSource,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     jane = (await jane_rows(crm, "contacts"))[0]
     before = await crm_snapshot(crm)
     dsr = await verified_request(
@@ -135,6 +138,8 @@ async def test_rectification_plan_shows_current_and_requested_values(
     assert demo["not_held"] == ["shoe_size"]
     assert plan["counts"] == {"fields": 1, "rows": 1}
     assert await crm_snapshot(crm) == before
+    # The subject's values are for the officer reading the plan: never logged.
+    assert jane["town"] not in caplog.text and "Harrogate" not in caplog.text
 
 
 async def test_restriction_plan_counts_the_rows_to_flag(
