@@ -138,6 +138,11 @@ class DsrRequest(SQLModel, table=True):
     fulfilment: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     # Set while processing is restricted (Art. 18) in the sources; cleared by lift-restriction.
     restricted_at: datetime | None = timestamp(nullable=True)
+    # An officer's approval of the fulfilment plan (DSR_APPROVAL_REQUIRED): who, when, and
+    # the plan's hash and row counts (never the subject's data).
+    approved_at: datetime | None = timestamp(nullable=True)
+    approved_by: str | None = Field(default=None, max_length=64)
+    approved_plan: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
 
     # Casework: the officer or admin client that owns the case (None: unassigned).
     assignee: str | None = Field(default=None, max_length=64, index=True)

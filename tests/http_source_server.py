@@ -13,6 +13,7 @@ event loop, including the worker's::
         source.fail("/erase", delay=5.0)                 # next /erase answers after 5 s
         source.fail("/access", status=200, body=b"not json", times=2)  # broken body, twice
         source.page_size = 1                             # rows per /access page
+        source.offers_plan = False                       # /plan answers 404 (no dry run)
 
 Data: ``tables`` maps a table name to a ``SourceTable`` (its columns with category and
 provided_by_subject, the identity columns the subject is matched on, whether erasure deletes
@@ -29,7 +30,9 @@ rows it retains findable by every identity of the erased person (a hash of each,
 contract asks: ``kept``), so a later ``/access`` or ``/count`` by email or phone still
 answers them; ``/rectify``
 updates ``table.column`` or bare column fields; ``/restrict`` records the subject's rows in
-``restricted`` (a set of ``(table, key)``); ``/count`` counts them. A configured ``token``
+``restricted`` (a set of ``(table, key)``); ``/count`` counts them; ``/plan`` (the dry run)
+answers per ``request_type`` what ``/erase``, ``/rectify``, ``/restrict`` would do, or the
+record counts of ``/access``, changing nothing. A configured ``token``
 is required as ``Authorization: Bearer``; a missing or wrong one answers 401. Use
 ``requests_to(path)`` and ``rows_of(table, identity)`` to assert what happened.
 """
@@ -175,6 +178,7 @@ class HttpSourceServer:
         self.tables = tables if tables is not None else default_tables()
         self.token = token
         self.page_size = page_size
+        self.offers_plan = True
         self.requests: list[Recorded] = []
         self.restricted: set[tuple[str, Any]] = set()
         # Hash of an identity of an erased person -> the (table, key) of rows kept for them.
@@ -325,7 +329,10 @@ class HttpSourceServer:
             "rectify": self._rectify,
             "restrict": self._restrict,
             "count": self._count,
+            "plan": self._plan,
         }
+        if endpoint == "plan" and not self.offers_plan:
+            return JSONResponse({"detail": "not found"}, status_code=404)
         if endpoint not in handlers:
             return JSONResponse({"detail": "not found"}, status_code=404)
         if not isinstance(body, dict) or not isinstance(body.get("identity"), dict):
@@ -463,6 +470,74 @@ class HttpSourceServer:
                     self.restricted.discard(key)
                 flagged += 1
         return {"flagged_rows": flagged}
+
+    def _plan(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The dry run: what the request type's endpoint would do, nothing changed."""
+        identity, kind = body["identity"], body.get("request_type")
+        if kind == "erasure":
+            deleted: dict[str, int] = {}
+            anonymised: dict[str, int] = {}
+            retained: dict[tuple[str, str], list[str]] = {}
+            for name, table in self.tables.items():
+                rows = len(self._subject_rows(name, identity))
+                if not rows:
+                    continue
+                if table.erasure == "delete":
+                    deleted[name] = rows
+                    continue
+                anonymised[name] = rows
+                key = (table.retained_category or "retained", table.retain_reason or "")
+                retained.setdefault(key, []).append(name)
+            return {
+                "deleted_rows": deleted,
+                "anonymised_rows": anonymised,
+                "retained": [
+                    {"category": category, "reason": reason, "tables": names}
+                    for (category, reason), names in retained.items()
+                ],
+            }
+        if kind == "rectification":
+            changes, not_held = [], []
+            for change in body.get("changes") or []:
+                field_name = str(change.get("field"))
+                table_name, dot, column = field_name.partition(".")
+                if not dot:
+                    table_name, column = "", field_name
+                holders = [
+                    name
+                    for name, table in self.tables.items()
+                    if (not table_name or name == table_name)
+                    and any(c[0] == column for c in table.columns)
+                ]
+                matching = self._subject_rows(holders[0], identity) if holders else []
+                if not matching:
+                    not_held.append(field_name)
+                    continue
+                current = sorted({str(row.get(column)) for row in matching})
+                changes.append(
+                    {
+                        "field": field_name,
+                        "table": holders[0],
+                        "rows": len(matching),
+                        "current": current[0] if len(current) == 1 else current,
+                    }
+                )
+            return {"changes": changes, "not_held": not_held}
+        if kind in ("restriction", "objection"):
+            flagged = sum(len(self._subject_rows(name, identity)) for name in self.tables)
+            return {"flagged_rows": flagged}
+        provided_only = bool(body.get("provided_only"))
+        tables: dict[str, int] = {}
+        categories: dict[str, int] = {}
+        for name, table in self.tables.items():
+            columns = [c for c in table.columns if not provided_only or c[2]]
+            rows = len(self._subject_rows(name, identity, with_kept=True))
+            if not rows or not columns:
+                continue
+            tables[name] = rows
+            for category in dict.fromkeys(c[1] for c in columns):
+                categories[category] = categories.get(category, 0) + rows
+        return {"tables": tables, "categories": categories}
 
 
 def _identity_hashes(identity: dict[str, Any]) -> set[str]:

@@ -1,12 +1,12 @@
 """Settings read from the environment (prefix ``DSR_``)."""
 
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.deadlines import validate_calendar
 from app.enums import RequestType, VerificationMethod
@@ -60,6 +60,16 @@ class Settings(BaseSettings):
     fulfilment_lease_seconds: float = Field(default=900.0, gt=0)
     fulfilment_max_attempts: int = Field(default=5, ge=1, le=50)
     source_timeout: float = Field(default=30.0, gt=0, le=600)
+    approval_required: Annotated[list[RequestType], NoDecode] = Field(
+        default_factory=list,
+        description="request types (comma list, e.g. erasure,rectification) whose fulfilment "
+        "waits for an officer's approve; default none",
+    )
+    approval_four_eyes: bool = Field(
+        default=False,
+        description="the approver must be neither the officer who assigned the case nor "
+        "the one who last acted on it",
+    )
     verification_code_ttl: int = Field(default=900, ge=60, le=86400, description="seconds")
     verification_max_attempts: int = Field(default=5, ge=1, le=20)
     verification_resend_cooldown: int = Field(default=60, ge=0, description="seconds")
@@ -112,6 +122,14 @@ class Settings(BaseSettings):
             raise ValueError("DSR_PUBLIC_URL must be an absolute http:// or https:// address")
         if parts.query or parts.fragment or parts.username or parts.password:
             raise ValueError("DSR_PUBLIC_URL must not carry a query, fragment or credentials")
+        return value
+
+    @field_validator("approval_required", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        """``erasure,rectification`` as the environment gives it; a list as code does."""
+        if isinstance(value, str):
+            return list(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
         return value
 
     @field_validator("verification_policy")

@@ -28,7 +28,7 @@ from app.data_sources import service as data_sources
 from app.data_sources.connectors import Connector, RetainedKeys, SourceError, connector_for
 from app.enums import FulfilmentStatus, JobStatus, RequestStatus, RequestType, TaskStatus
 from app.exports import service as exports
-from app.fulfilment import effects, jobs, retained, steps
+from app.fulfilment import approval, effects, jobs, retained, steps
 from app.fulfilment.service import identity_of
 from app.models import DataSource, DsrRequest, FulfilmentTask
 from app.register import service as register
@@ -507,6 +507,8 @@ class JobRun:
             self.progress_state["sources_done"] = (
                 int(self.progress_state.get("sources_done", 0)) + self.tasks_done
             )
+            # Beside the approved plan's counts: fulfilment acted on the data as it is now.
+            result = approval.compare_with_approval(dsr, result)
             self._show(dsr, status=FulfilmentStatus.SUCCEEDED, step="done", result=result)
             if dsr.status == RequestStatus.IN_PROGRESS:
                 await lifecycle.complete(

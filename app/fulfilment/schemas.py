@@ -154,3 +154,160 @@ TASK_RESULT_EXAMPLES = {
         "value": {"status": "failed", "note": "System offline until Monday"},
     },
 }
+
+
+# ---------------------------------------------------------------- the plan and its approval
+
+
+class ErasureTablePlan(BaseModel):
+    """One table's rows of the subject and what erasure would do to them."""
+
+    table: str
+    rows: int = Field(description="The subject's rows in the table now.")
+    deleted: int = Field(description="Rows that would be deleted.")
+    anonymised: int = Field(description="Rows kept with some columns nulled or masked.")
+    nulled: int = 0
+    masked: int = 0
+    retained: int = Field(description="Rows kept for a `retain` category (its legal reason).")
+    nulled_columns: list[str] = Field(default_factory=list)
+    masked_columns: list[str] = Field(default_factory=list)
+    retained_columns: list[str] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)
+
+
+class RetainedPlan(BaseModel):
+    category: str
+    reason: str = Field(description="The legal reason for keeping it, from the dataset map.")
+    tables: list[str]
+
+
+class RectificationPlanItem(BaseModel):
+    """A field the source holds: the subject's current value(s) and the requested one."""
+
+    field: str
+    table: str
+    rows: int
+    current: Any = Field(description="Up to five distinct current values (personal data).")
+    requested: Any = None
+
+
+class FlaggedPlan(BaseModel):
+    table: str | None = None
+    rows: int
+    supported: bool = Field(description="False: the source cannot record a restriction.")
+
+
+class TaskAsk(BaseModel):
+    request_type: str
+    assignee: str | None = None
+    instructions: str | None = None
+
+
+class SourcePlan(BaseModel):
+    """One data source in the plan; which fields appear depends on the request type."""
+
+    source: str
+    kind: Literal["sql", "http", "task"]
+    status: Literal["planned", "not_previewable", "error"] = Field(
+        description="`planned`; `not_previewable` (a task source, or an http source without "
+        "POST /plan); `error` (the source failed: `detail` says how, never with a value)."
+    )
+    detail: str | None = None
+    counts: dict[str, int] | None = Field(default=None, description="Totals per action.")
+    tables: list[ErasureTablePlan] | None = Field(default=None, description="Erasure.")
+    retained: list[RetainedPlan] | None = Field(default=None, description="Erasure.")
+    changes: list[RectificationPlanItem] | None = Field(default=None, description="Rectification.")
+    not_held: list[str] | None = Field(default=None, description="Rectification.")
+    flagged: FlaggedPlan | None = Field(default=None, description="Restriction, objection.")
+    records_by_table: dict[str, int] | None = Field(
+        default=None, description="Access, portability."
+    )
+    records_by_category: dict[str, int] | None = Field(
+        default=None, description="Access, portability."
+    )
+    would_ask: TaskAsk | None = Field(default=None, description="Task sources.")
+
+
+class SuppressionPlan(BaseModel):
+    channels: list[str]
+    reason: str
+
+
+class PlanPublic(BaseModel):
+    """A dry run of fulfilment: nothing was changed in any source."""
+
+    request_id: uuid.UUID
+    request_type: RequestType
+    generated_at: datetime
+    plan_sha256: str = Field(
+        description="sha256 of the plan's canonical JSON without `generated_at`: send it to "
+        "`approve` to approve exactly this plan."
+    )
+    sources: list[SourcePlan]
+    counts: dict[str, int] = Field(description="Per action, the total over the sources.")
+    suppression: SuppressionPlan | None = Field(
+        default=None, description="The channels the subject would be suppressed on."
+    )
+    notes: list[str] = Field(default_factory=list)
+
+
+PLAN_EXAMPLE: dict[str, Any] = {
+    "request_id": "5f0c6a52-3a4e-4bd8-9a43-0f1b2c3d4e5f",
+    "request_type": "erasure",
+    "generated_at": "2026-12-07T10:15:00Z",
+    "plan_sha256": "9b4f3c1e0d8a7f6e5d4c3b2a1908f7e6d5c4b3a29180f7e6d5c4b3a291807f6e",
+    "sources": [
+        {
+            "source": "demo_crm",
+            "kind": "sql",
+            "status": "planned",
+            "counts": {"deleted": 6, "anonymised": 2, "nulled": 2, "masked": 0, "retained": 2},
+            "tables": [
+                {
+                    "table": "orders",
+                    "rows": 2,
+                    "deleted": 0,
+                    "anonymised": 2,
+                    "nulled": 2,
+                    "masked": 0,
+                    "retained": 2,
+                    "nulled_columns": ["delivery_address", "delivery_postcode"],
+                    "masked_columns": [],
+                    "retained_columns": ["order_id", "amount"],
+                    "categories": ["financial", "contact"],
+                },
+                {"table": "contacts", "rows": 1, "deleted": 1, "anonymised": 0, "retained": 0},
+            ],
+            "retained": [
+                {"category": "financial", "reason": "financial records, 6 years, HMRC",
+                 "tables": ["orders"]}
+            ],
+        },
+        {"source": "helpdesk", "kind": "http", "status": "error",
+         "detail": "source helpdesk: POST /plan timed out"},
+        {"source": "payroll", "kind": "task", "status": "not_previewable",
+         "would_ask": {"request_type": "erasure", "assignee": "payroll-bot"}},
+    ],
+    "counts": {"deleted": 6, "anonymised": 2, "nulled": 2, "masked": 0, "retained": 2},
+    "suppression": {"channels": ["email", "phone", "post", "sms"], "reason": "erasure"},
+    "notes": [],
+}  # fmt: skip
+
+
+class ApproveBody(StrictModel):
+    plan_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="The `plan_sha256` of the plan you looked at: the approval is refused "
+        "(409) if the plan is no longer the same. Without it, the plan as it is now is "
+        "approved.",
+    )
+
+
+APPROVE_EXAMPLES: dict[str, Any] = {
+    "exact_plan": {
+        "summary": "Approve exactly the plan you looked at",
+        "value": {"plan_sha256": PLAN_EXAMPLE["plan_sha256"]},
+    },
+    "as_it_is": {"summary": "Approve the plan as it is now", "value": {}},
+}

@@ -15,8 +15,8 @@ from app.core.time import iso_z
 from app.data_sources import service as data_sources
 from app.data_sources.connectors import SubjectIdentity
 from app.enums import FulfilmentStatus, RequestType
+from app.fulfilment import approval, jobs
 from app.fulfilment import consumer_tasks as task_service
-from app.fulfilment import jobs
 from app.fulfilment.schemas import FulfilBody
 from app.mail import messages
 from app.models import DsrRequest
@@ -88,6 +88,7 @@ async def request_fulfilment(
             title="Fulfilment under way",
         )
     _check_objection(dsr, body)
+    approval.ensure_approved(settings, dsr)
     sources = await data_sources.active_sources(session)
     if _needs_sources(dsr, body):
         if not sources:
@@ -118,9 +119,15 @@ async def request_fulfilment(
         now=now,
         actor=actor,
         event="fulfilment.requested",
-        data={**params, "sources": [source.name for source in sources]},
+        data={**params, "sources": [source.name for source in sources], **_approved(dsr)},
         announce=False,
     )
+
+
+def _approved(dsr: DsrRequest) -> dict[str, str]:
+    """The approved plan the work goes ahead on, for the audit trail."""
+    sha = (dsr.approved_plan or {}).get("plan_sha256")
+    return {"approved_plan_sha256": str(sha)} if sha else {}
 
 
 async def request_lift(

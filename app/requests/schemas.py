@@ -357,6 +357,15 @@ class SubjectHistory(BaseModel):
     total: int = Field(examples=[3])
 
 
+class ApprovalPublic(BaseModel):
+    """An officer's approval of the fulfilment plan (``DSR_APPROVAL_REQUIRED``)."""
+
+    approved_at: datetime
+    approved_by: str = Field(description="The approving officer's client id.")
+    plan_sha256: str
+    counts: dict[str, int] = Field(description="The approved plan's totals per action.")
+
+
 class RequestPublic(BaseModel):
     """A request as officers and integrations see it."""
 
@@ -399,6 +408,9 @@ class RequestPublic(BaseModel):
         description="The subject's OTHER requests received in the last 365 days, by type "
         "(this one not counted). Shown to officers by `GET /v1/requests/{id}` only; null in "
         "lists, action answers and for integrations.",
+    )
+    approval: ApprovalPublic | None = Field(
+        default=None, description="Null until an officer approves the fulfilment plan."
     )
     created_at: datetime
     updated_at: datetime

@@ -17,6 +17,7 @@ from app.models import DsrRequest, RequestEvent
 from app.requests import duplicates, legal_clock
 from app.requests.rejection import rejection_notice
 from app.requests.schemas import (
+    ApprovalPublic,
     EventPublic,
     FulfilmentPublic,
     RequestPublic,
@@ -80,8 +81,21 @@ def request_public(
             by_type=history,
             total=sum(history.values()),
         ),
+        approval=_approval_view(dsr),
         created_at=dsr.created_at,
         updated_at=dsr.updated_at,
+    )
+
+
+def _approval_view(dsr: DsrRequest) -> ApprovalPublic | None:
+    if dsr.approved_at is None:
+        return None
+    approved = dsr.approved_plan or {}
+    return ApprovalPublic(
+        approved_at=dsr.approved_at,
+        approved_by=dsr.approved_by or "",
+        plan_sha256=str(approved.get("plan_sha256") or ""),
+        counts=approved.get("counts") or {},
     )
 
 

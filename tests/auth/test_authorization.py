@@ -100,6 +100,9 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int]] = {
     # A task source is registered first, so the officer's call queues the work.
     ("POST", RID + "/fulfil"):                   (401,         403,         200,     200),
     ("POST", RID + "/lift-restriction"):         (401,         403,         200,     200),
+    # A task source is registered first: it is listed as not previewable.
+    ("GET",  RID + "/plan"):                     (401,         403,         200,     200),
+    ("POST", RID + "/approve"):                  (401,         403,         200,     200),
     ("GET",  RID + "/tasks"):                    (401,         404,         200,     200),
     # The task is assigned to the admin client; officers see every task.
     ("GET",  RID + "/tasks/{task_id}"):          (401,         404,         200,     200),
@@ -174,6 +177,8 @@ SCENARIOS: dict[str, tuple[str, dict[str, Any] | None]] = {
     RID + "/complete":          (IN_PROGRESS, ACTION_BODIES["complete"]),
     RID + "/fulfil":            (IN_PROGRESS, ACTION_BODIES["fulfil"]),
     RID + "/lift-restriction":  (IN_PROGRESS, {"reason": "accuracy check finished"}),
+    RID + "/plan":              (IN_PROGRESS, None),
+    RID + "/approve":           (IN_PROGRESS, None),
     RID + "/tasks":             (IN_PROGRESS, None),
     RID + "/tasks/{task_id}":   (IN_PROGRESS, {"status": "done", "note": "matrix"}),
     RID + "/messages":          (IN_PROGRESS, {"kind": "clarification", "text": "Which account?"}),
@@ -435,7 +440,7 @@ async def prepare_request(
 ) -> str:
     """Fill what a per-request route needs beyond the status; returns the URL to call."""
     url = path.replace("{request_id}", request_id)
-    if path.endswith("/fulfil"):
+    if path.endswith(("/fulfil", "/plan", "/approve")):
         await data_source_in(client, admin_headers)
     if path.endswith("/messages/reply"):
         response = await client.post(

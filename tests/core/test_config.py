@@ -114,3 +114,16 @@ def test_uk_subdivisions_are_accepted(subdivision: str) -> None:
 def test_invalid_values_are_refused(field: str, value: str, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         Settings(**{field: value})  # type: ignore[arg-type]
+
+
+def test_approval_required_is_a_comma_list_of_request_types(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DSR_APPROVAL_REQUIRED", raising=False)
+    assert Settings().approval_required == []
+    assert Settings().approval_four_eyes is False
+    monkeypatch.setenv("DSR_APPROVAL_REQUIRED", " erasure, rectification ,erasure")
+    assert Settings().approval_required == ["erasure", "rectification"]
+    monkeypatch.setenv("DSR_APPROVAL_REQUIRED", "erasure,deletion")
+    with pytest.raises(ValidationError, match="approval_required"):
+        Settings()

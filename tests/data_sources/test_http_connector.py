@@ -465,3 +465,62 @@ def test_the_test_server_works_from_sync_code() -> None:
     with HttpSourceServer(token=None) as running:
         response = httpx.get(f"{running.base_url}/health")
         assert response.status_code == 200
+
+
+# ------------------------------------------------------------------------------ dry runs
+
+
+async def test_plans_ask_post_plan_and_change_nothing(
+    server: HttpSourceServer, connector: HttpConnector
+) -> None:
+    before = {name: server.rows_of(name) for name in server.tables}
+
+    erasure = await connector.plan_erasure(JANE_IDENTITY)
+    rectification = await connector.plan_rectification(
+        JANE_IDENTITY,
+        [{"field": "postcode", "requested": "QA9 9ZZ"}, {"field": "shoe_size", "requested": "5"}],
+    )
+    restriction = await connector.plan_restriction(JANE_IDENTITY)
+    access = await connector.plan_access(JANE_IDENTITY, provided_only=False)
+
+    assert {name: server.rows_of(name) for name in server.tables} == before
+    assert server.restricted == set() and server.kept == {}
+    tables = {table.table: table for table in erasure.tables}
+    assert (tables["contacts"].deleted, tables["orders"].anonymised) == (1, 2)
+    assert tables["orders"].retained == 2
+    assert [(kept.category, kept.tables) for kept in erasure.retained] == [
+        ("financial", ("orders",))
+    ]
+    (change,) = rectification.changes
+    assert (change.field, change.table, change.rows, change.current) == (
+        "postcode",
+        "contacts",
+        1,
+        "QA1 4BZ",
+    )
+    assert rectification.not_held == ["shoe_size"]
+    assert restriction.rows == 3 and restriction.supported
+    assert access.tables == {"contacts": 1, "orders": 2}
+    assert access.categories["financial"] == 2
+    calls = server.requests_to("/plan")
+    assert [call.json["request_type"] for call in calls] == [
+        "erasure",
+        "rectification",
+        "restriction",
+        "access",
+    ]
+    assert all(call.json["request_id"] == str(REQUEST_ID) for call in calls)
+
+
+async def test_without_post_plan_only_access_is_counted_from_its_pages(
+    server: HttpSourceServer, connector: HttpConnector
+) -> None:
+    server.offers_plan = False
+
+    with pytest.raises(SourceError, match="offers no dry run") as refused:
+        await connector.plan_erasure(JANE_IDENTITY)
+    access = await connector.plan_access(JANE_IDENTITY, provided_only=False)
+
+    assert refused.value.retryable is False
+    assert access.tables == {"contacts": 1, "orders": 2}
+    assert server.requests_to("/access") and server.requests_to("/erase") == []

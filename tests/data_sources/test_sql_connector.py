@@ -979,3 +979,56 @@ def test_connector_for_refuses_credentials_it_cannot_decrypt() -> None:
     with pytest.raises(SourceError, match="cannot be decrypted") as raised:
         connector_for(source, settings(secret_key="another-key-0123456789abcdef0123456789"))
     assert raised.value.retryable is False
+
+
+# ------------------------------------------------------------------------------ dry runs
+
+
+async def test_plans_change_nothing_and_match_what_the_work_then_does(
+    crm: Crm, connector: SqlConnector
+) -> None:
+    identity = SubjectIdentity(email=crm.jane["email"])
+    subject = crm.dataset_map["subject_table"]
+    retained_table = sorted(crm.anonymised)[0]
+    changes = [
+        {"field": "first_name", "requested": "Janet"},
+        {"field": f"{retained_table}.delivery_address", "requested": "1 New Road"},
+        {"field": "shoe_size", "requested": "5"},
+    ]
+    before = await crm.snapshot()
+
+    erasure = await connector.plan_erasure(identity)
+    access = await connector.plan_access(identity, provided_only=False)
+    rectification = await connector.plan_rectification(identity, changes)
+    restriction = await connector.plan_restriction(identity)
+
+    assert await crm.snapshot() == before, "a dry run changed the source"
+    assert access.tables == rows_per_table(await collect_all(connector, identity))
+    assert access.tables == crm.jane_rows
+    assert sum(access.categories.values()) >= sum(access.tables.values())
+    first = next(change for change in rectification.changes if change.field == "first_name")
+    assert (first.table, first.rows, first.current) == (subject, 1, "Jane")
+    delivery = next(c for c in rectification.changes if c.table == retained_table)
+    assert delivery.rows == crm.jane_rows[retained_table]
+    assert "14 Brookfield Lane" in str(delivery.current)
+    assert rectification.not_held == ["shoe_size"]
+    assert restriction.supported and restriction.rows == 1
+    planned = {table.table: table for table in erasure.tables}
+    assert set(planned) == set(crm.jane_rows)
+    for table in planned.values():
+        # Nulled or masked columns make a kept row anonymised; a row is deleted or kept.
+        assert table.anonymised == max(table.nulled, table.masked)
+        kept = table.anonymised > 0 or table.retained > 0
+        assert (table.deleted == table.rows) != kept, table
+    assert any(table.masked for table in planned.values()) == (crm.backend == "postgresql")
+    assert {kept.category: set(kept.tables) for kept in erasure.retained} == crm.retained
+
+    outcome = await connector.erase(identity)
+
+    assert outcome.deleted_rows == {t.table: t.deleted for t in erasure.tables if t.deleted}
+    assert outcome.anonymised_rows == {
+        t.table: t.anonymised for t in erasure.tables if t.anonymised
+    }
+    assert [(k.category, k.reason, k.tables) for k in outcome.retained] == [
+        (k.category, k.reason, k.tables) for k in erasure.retained
+    ]

@@ -51,6 +51,7 @@ EXTRA_KEYS = {
     "assignee",
     "possible_duplicate_of",
     "subject_history",
+    "approval",
 }
 DEADLINE_KEYS = {
     "clock_started_on",

@@ -10,18 +10,25 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from app.data_sources.connectors.base import (
+    AccessPlan,
     ColumnInfo,
     Connector,
     ErasureOutcome,
+    ErasurePlan,
     ErasureRecorder,
     FieldChange,
+    NotPreviewable,
+    PlannedChange,
     RecordBatch,
     RectificationOutcome,
+    RectificationPlan,
     RestrictionOutcome,
+    RestrictionPlan,
     RetainedCategory,
     RetainedKeys,
     SourceError,
     SubjectIdentity,
+    TableErasurePlan,
 )
 from app.data_sources.connectors.sql import normalise_sql_url
 from app.data_sources.dataset_map import (
@@ -36,20 +43,27 @@ if TYPE_CHECKING:
     from app.models import DataSource
 
 __all__ = [
+    "AccessPlan",
     "ColumnInfo",
     "Connector",
     "DatasetMap",
     "DatasetMapError",
     "ErasureOutcome",
+    "ErasurePlan",
     "ErasureRecorder",
     "FieldChange",
+    "NotPreviewable",
+    "PlannedChange",
     "RecordBatch",
     "RectificationOutcome",
+    "RectificationPlan",
     "RestrictionOutcome",
+    "RestrictionPlan",
     "RetainedCategory",
     "RetainedKeys",
     "SourceError",
     "SubjectIdentity",
+    "TableErasurePlan",
     "connector_for",
     "normalise_sql_url",
     "parse_dataset_map",

@@ -180,6 +180,82 @@ class RestrictionOutcome:
     supported: bool = True
 
 
+# ---------------------------------------------------------------- dry runs (the plan)
+
+
+@dataclass
+class TableErasurePlan:
+    """What an erasure would do to one table's rows of the subject (row counts only).
+
+    ``deleted``: rows removed; a kept row is ``anonymised`` when some of its columns would
+    be nulled or masked, and ``retained`` when it keeps a ``retain`` category's columns.
+    ``nulled`` and ``masked`` count the kept rows with such columns (a row may be both).
+    """
+
+    table: str
+    rows: int
+    deleted: int = 0
+    anonymised: int = 0
+    nulled: int = 0
+    masked: int = 0
+    retained: int = 0
+    nulled_columns: tuple[str, ...] = ()
+    masked_columns: tuple[str, ...] = ()
+    retained_columns: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+
+
+@dataclass
+class ErasurePlan:
+    source: str
+    tables: list[TableErasurePlan] = field(default_factory=list)
+    retained: list[RetainedCategory] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    """One field a rectification would change: ``current`` is the subject's data (officers
+    only; never logged or audited)."""
+
+    field: str
+    table: str
+    rows: int
+    current: Any
+
+
+@dataclass
+class RectificationPlan:
+    source: str
+    changes: list[PlannedChange] = field(default_factory=list)
+    not_held: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RestrictionPlan:
+    """The rows a restriction would flag; ``supported`` is False where the source cannot."""
+
+    source: str
+    rows: int = 0
+    table: str | None = None
+    supported: bool = True
+
+
+@dataclass
+class AccessPlan:
+    """How many of the subject's records each table and each data category holds."""
+
+    source: str
+    tables: dict[str, int] = field(default_factory=dict)
+    categories: dict[str, int] = field(default_factory=dict)
+
+
+class NotPreviewable(SourceError):
+    """The source offers no dry run (an ``http`` source without ``POST /plan``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
 class Connector(Protocol):
     """A ``sql`` or ``http`` source as fulfilment uses it (``task`` sources have no connector)."""
 
@@ -220,6 +296,26 @@ class Connector(Protocol):
 
     async def restrict(self, identity: SubjectIdentity, *, restricted: bool) -> RestrictionOutcome:
         """Flag (or unflag) the subject as restricted, where the source can record it."""
+        ...
+
+    # Dry runs: read only, nothing changes in the source (GET /v1/requests/{id}/plan).
+
+    async def plan_erasure(self, identity: SubjectIdentity) -> ErasurePlan:
+        """What ``erase`` would delete, null, mask and keep, table by table."""
+        ...
+
+    async def plan_rectification(
+        self, identity: SubjectIdentity, changes: list[dict[str, Any]]
+    ) -> RectificationPlan:
+        """Per requested field this source holds: its table, rows and current value."""
+        ...
+
+    async def plan_restriction(self, identity: SubjectIdentity) -> RestrictionPlan:
+        """How many rows ``restrict`` would flag."""
+        ...
+
+    async def plan_access(self, identity: SubjectIdentity, *, provided_only: bool) -> AccessPlan:
+        """Record counts per table and per data category (what an export would hold)."""
         ...
 
     async def close(self) -> None: ...

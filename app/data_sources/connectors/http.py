@@ -1,8 +1,9 @@
 """The ``http`` connector: a system that implements the service's REST contract.
 
 The contract (``docs/data-sources.md``): ``GET /health``; ``POST /access`` (paged by cursor),
-``/erase``, ``/rectify``, ``/restrict`` and, optionally, ``/count``; JSON bodies carrying the
-request id and the subject's identities; a bearer token when configured.
+``/erase``, ``/rectify``, ``/restrict`` and, optionally, ``/count`` and ``/plan`` (a dry run);
+JSON bodies carrying the request id and the subject's identities; a bearer token when
+configured.
 
 Every connection is opened by ``ssrf.GuardedTransport``: the host is resolved, refused if
 it is, or resolves to, a cloud metadata, unspecified, multicast or reserved address (private
@@ -22,17 +23,24 @@ import httpx
 from app.core import ssrf
 from app.core.config import Settings
 from app.data_sources.connectors.base import (
+    AccessPlan,
     ColumnInfo,
     ErasureOutcome,
+    ErasurePlan,
     ErasureRecorder,
     FieldChange,
+    NotPreviewable,
+    PlannedChange,
     RecordBatch,
     RectificationOutcome,
+    RectificationPlan,
     RestrictionOutcome,
+    RestrictionPlan,
     RetainedCategory,
     RetainedKeys,
     SourceError,
     SubjectIdentity,
+    TableErasurePlan,
 )
 
 __all__ = ["MAX_RESPONSE_BYTES", "HttpConnector"]
@@ -363,3 +371,114 @@ class HttpConnector:
         if not isinstance(flagged, int) or isinstance(flagged, bool) or flagged < 0:
             raise self._shape_error("POST /restrict", "flagged_rows is not a count")
         return RestrictionOutcome(source=self.name, flagged_rows=flagged)
+
+    # -- dry runs: the optional ``POST /plan`` (nothing may change in the source) ------------
+
+    async def _plan(self, identity: SubjectIdentity, request_type: str, **extra: Any) -> Any:
+        payload = self._payload(identity, request_type=request_type, **extra)
+        status, body = await self._post_object("/plan", payload, unsupported=OPTIONAL_ABSENT)
+        if status in OPTIONAL_ABSENT:
+            raise NotPreviewable(
+                f"source {self.name}: offers no dry run (POST /plan answered {status})"
+            )
+        return body
+
+    def _count(self, endpoint: str, value: Any, what: str) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise self._shape_error(endpoint, f"{what} is not a count")
+        return value
+
+    async def plan_erasure(self, identity: SubjectIdentity) -> ErasurePlan:
+        """``POST /plan`` with ``request_type`` erasure: answered as ``/erase`` would be."""
+        body = await self._plan(identity, "erasure")
+        endpoint = "POST /plan"
+        deleted = self._counts(endpoint, body.get("deleted_rows"))
+        anonymised = self._counts(endpoint, body.get("anonymised_rows"))
+        plan = ErasurePlan(source=self.name)
+        retained = body.get("retained") or []
+        if not isinstance(retained, list):
+            raise self._shape_error(endpoint, "retained is not a list")
+        kept_tables: set[str] = set()
+        for item in retained:
+            if not (
+                isinstance(item, dict)
+                and isinstance(item.get("category"), str)
+                and isinstance(item.get("reason"), str)
+                and isinstance(item.get("tables", []), list)
+            ):
+                raise self._shape_error(endpoint, "a retained entry without category/reason")
+            tables = tuple(str(table) for table in item.get("tables", []))
+            kept_tables.update(tables)
+            plan.retained.append(RetainedCategory(item["category"], item["reason"], tables))
+        for table, rows in deleted.items():
+            if rows:
+                plan.tables.append(TableErasurePlan(table=table, rows=rows, deleted=rows))
+        for table, rows in anonymised.items():
+            if rows:
+                kept = rows if table in kept_tables else 0
+                plan.tables.append(
+                    TableErasurePlan(table=table, rows=rows, anonymised=rows, retained=kept)
+                )
+        return plan
+
+    async def plan_rectification(
+        self, identity: SubjectIdentity, changes: list[dict[str, Any]]
+    ) -> RectificationPlan:
+        """``POST /plan`` with ``request_type`` rectification and the ``changes``."""
+        requested = [
+            {"field": change.get("field"), "requested": change.get("requested")}
+            for change in changes
+        ]
+        body = await self._plan(identity, "rectification", changes=requested)
+        endpoint = "POST /plan"
+        found, not_held = body.get("changes") or [], body.get("not_held") or []
+        if not isinstance(found, list) or not isinstance(not_held, list):
+            raise self._shape_error(endpoint, "changes or not_held is not a list")
+        plan = RectificationPlan(source=self.name, not_held=[str(item) for item in not_held])
+        for item in found:
+            if not (
+                isinstance(item, dict)
+                and isinstance(item.get("field"), str)
+                and isinstance(item.get("table"), str)
+            ):
+                raise self._shape_error(endpoint, "a change without field/table")
+            rows = self._count(endpoint, item.get("rows"), "rows")
+            plan.changes.append(
+                PlannedChange(item["field"], item["table"], rows, item.get("current"))
+            )
+        return plan
+
+    async def plan_restriction(self, identity: SubjectIdentity) -> RestrictionPlan:
+        """``POST /plan`` with ``request_type`` restriction: ``{"flagged_rows": n}``, or
+        ``{"supported": false}`` where the source cannot record a restriction."""
+        body = await self._plan(identity, "restriction")
+        if body.get("supported") is False:
+            return RestrictionPlan(source=self.name, supported=False)
+        rows = self._count("POST /plan", body.get("flagged_rows"), "flagged_rows")
+        return RestrictionPlan(source=self.name, rows=rows)
+
+    async def plan_access(self, identity: SubjectIdentity, *, provided_only: bool) -> AccessPlan:
+        """``POST /plan`` with ``request_type`` access: ``{"tables": {table: n},
+        "categories": {category: n}}``; without ``/plan``, counted from ``/access`` pages
+        (which only read)."""
+        try:
+            body = await self._plan(
+                identity, "portability" if provided_only else "access", provided_only=provided_only
+            )
+        except NotPreviewable:
+            return await self._counted_access(identity, provided_only)
+        endpoint = "POST /plan"
+        return AccessPlan(
+            source=self.name,
+            tables=self._counts(endpoint, body.get("tables")),
+            categories=self._counts(endpoint, body.get("categories")),
+        )
+
+    async def _counted_access(self, identity: SubjectIdentity, provided_only: bool) -> AccessPlan:
+        plan = AccessPlan(source=self.name)
+        async for batch in self._collect(identity, provided_only):
+            rows = len(batch.rows)
+            plan.tables[batch.table] = plan.tables.get(batch.table, 0) + rows
+            for category in dict.fromkeys(column.category for column in batch.columns):
+                plan.categories[category] = plan.categories.get(category, 0) + rows
+        return plan

@@ -58,18 +58,24 @@ from sqlalchemy.sql.sqltypes import NullType
 from app.core.config import Settings
 from app.data_sources.connectors import pg_copy
 from app.data_sources.connectors.base import (
+    AccessPlan,
     ColumnInfo,
     EncodedTable,
     ErasureOutcome,
+    ErasurePlan,
     ErasureRecorder,
     FieldChange,
+    PlannedChange,
     RecordBatch,
     RectificationOutcome,
+    RectificationPlan,
     RestrictionOutcome,
+    RestrictionPlan,
     RetainedCategory,
     RetainedKeys,
     SourceError,
     SubjectIdentity,
+    TableErasurePlan,
 )
 from app.data_sources.dataset_map import (
     DatasetMap,
@@ -524,6 +530,139 @@ class SqlConnector:
                 return total
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             raise self._translate(exc, "count the subject's records") from None
+
+    # -- dry runs (the plan): SELECTs only, in a transaction never committed ------------------
+
+    @asynccontextmanager
+    async def _read_only(self, action: str) -> AsyncIterator[AsyncConnection]:
+        """A connection for a dry run: it only reads, and its transaction is rolled back."""
+        try:
+            async with self._engine_or_create().connect() as connection:
+                try:
+                    yield connection
+                finally:
+                    await connection.rollback()
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            raise self._translate(exc, action) from None
+
+    async def _subject_count(
+        self, connection: AsyncConnection, name: str, tables: Mapping[str, Table], identity: Any
+    ) -> int:
+        statement = (
+            select(func.count())
+            .select_from(tables[name])
+            .where(self._where(name, identity, tables))
+        )
+        return int((await connection.execute(statement)).scalar_one())
+
+    async def plan_erasure(self, identity: SubjectIdentity) -> ErasurePlan:
+        """What ``erase`` would do, counted on the data as it is now, without changing it.
+
+        Erasure changes dependants before the tables they point to, and each table's rows
+        are found through tables changed after it: so counting every table now gives the
+        numbers ``erase`` would report.
+        """
+        tables = await self._prepared()
+        plan = ErasurePlan(source=self.name)
+        retained_in: dict[str, list[str]] = {}
+        categories = self.dataset_map.categories
+        async with self._read_only("plan the erasure") as connection:
+            for name in self.dataset_map.dependency_order():
+                rows = await self._subject_count(connection, name, tables, identity)
+                if not rows:
+                    continue
+                spec = self.dataset_map.tables[name]
+                strategies = {
+                    column.name: categories[column.category].erasure for column in spec.columns
+                }
+                table_plan = TableErasurePlan(
+                    table=name,
+                    rows=rows,
+                    categories=tuple(dict.fromkeys(column.category for column in spec.columns)),
+                )
+                values = self._erasure_values(name, tables[name])
+                if values is None:
+                    table_plan.deleted = rows
+                else:
+                    masked = tuple(c for c in values if strategies[c] == "mask")
+                    nulled = tuple(c for c in values if strategies[c] != "mask")
+                    kept = tuple(c for c, strategy in strategies.items() if strategy == "retain")
+                    table_plan.nulled_columns, table_plan.masked_columns = nulled, masked
+                    table_plan.retained_columns = kept
+                    table_plan.anonymised = rows if values else 0
+                    table_plan.nulled = rows if nulled else 0
+                    table_plan.masked = rows if masked else 0
+                    retained_categories = self._retained_categories(name)
+                    table_plan.retained = rows if retained_categories else 0
+                    for category in retained_categories:
+                        retained_in.setdefault(category, []).append(name)
+                plan.tables.append(table_plan)
+        for category, names in retained_in.items():
+            reason = categories[category].retain_reason or ""
+            plan.retained.append(RetainedCategory(category, reason, tuple(names)))
+        return plan
+
+    async def plan_rectification(
+        self, identity: SubjectIdentity, changes: list[dict[str, Any]]
+    ) -> RectificationPlan:
+        """Per requested field this source holds: its table, the subject's rows there and
+        their current value (up to five distinct values), as ``rectify`` would find them."""
+        tables = await self._prepared()
+        plan = RectificationPlan(source=self.name)
+        async with self._read_only("plan the rectification") as connection:
+            for change in changes:
+                field = str(change.get("field") or "")
+                located = self._locate(field)
+                if located is None:
+                    plan.not_held.append(field)
+                    continue
+                name, column_name = located
+                table = tables[name]
+                where = self._where(name, identity, tables)
+                rows = await self._subject_count(connection, name, tables, identity)
+                if not rows:
+                    plan.not_held.append(field)
+                    continue
+                statement = (
+                    select(_raw(table.c[column_name]))
+                    .where(where)
+                    .distinct()
+                    .limit(BEFORE_VALUES_SHOWN + 1)
+                )
+                values = [_json_safe(value) for value in (await connection.execute(statement))
+                          .scalars()][:BEFORE_VALUES_SHOWN]  # fmt: skip
+                current = values[0] if len(values) == 1 else values
+                plan.changes.append(PlannedChange(field, name, rows, current))
+        return plan
+
+    async def plan_restriction(self, identity: SubjectIdentity) -> RestrictionPlan:
+        """The rows of the map's restriction table ``restrict`` would flag."""
+        restriction = self.dataset_map.restriction
+        if restriction is None:
+            return RestrictionPlan(source=self.name, supported=False)
+        tables = await self._prepared()
+        async with self._read_only("plan the restriction") as connection:
+            rows = await self._subject_count(connection, restriction.table, tables, identity)
+        return RestrictionPlan(source=self.name, rows=rows, table=restriction.table)
+
+    async def plan_access(self, identity: SubjectIdentity, *, provided_only: bool) -> AccessPlan:
+        """Rows per table, and per data category the rows holding it (a row counts once in
+        each category it has facts of; links alone count nowhere, as in the CSV pack)."""
+        tables = await self._prepared()
+        plan = AccessPlan(source=self.name)
+        async with self._read_only("count the subject's records") as connection:
+            for name in self._table_order():
+                columns = self._columns(self.dataset_map.tables[name], provided_only)
+                if provided_only and not any(c.provided_by_subject for c in columns):
+                    continue
+                rows = await self._subject_count(connection, name, tables, identity)
+                if not rows:
+                    continue
+                plan.tables[name] = rows
+                facts = {column.category for column in columns if not column.link}
+                for category in facts or {column.category for column in columns}:
+                    plan.categories[category] = plan.categories.get(category, 0) + rows
+        return plan
 
     # -- erasure -------------------------------------------------------------------------
 
