@@ -1,7 +1,7 @@
 """request_messages (correspondence with the subject) and requests.verification_reminded_at
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-07 19:10:00.000000
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import app.models
 
 revision: str = "0011"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
