@@ -92,6 +92,11 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int]] = {
     # A task source is registered first, so the officer's call queues the work.
     ("POST", RID + "/fulfil"):                   (401,         403,         200,     200),
     ("POST", RID + "/lift-restriction"):         (401,         403,         200,     200),
+    ("POST", RID + "/assign"):                   (401,         403,         200,     200),
+    ("POST", RID + "/notes"):                    (401,         403,         201,     201),
+    ("GET",  RID + "/notes"):                    (401,         403,         200,     200),
+    # Each id is answered in the body (here one missing request: 404 inside a 200).
+    ("POST", "/v1/requests/bulk"):               (401,         403,         200,     200),
     ("GET",  RID + "/tasks"):                    (401,         404,         200,     200),
     # The task is assigned to the admin client; officers see every task.
     ("GET",  RID + "/tasks/{task_id}"):          (401,         404,         200,     200),
@@ -162,6 +167,9 @@ SCENARIOS: dict[str, tuple[str, dict[str, Any] | None]] = {
     RID + "/complete":          (IN_PROGRESS, ACTION_BODIES["complete"]),
     RID + "/fulfil":            (IN_PROGRESS, ACTION_BODIES["fulfil"]),
     RID + "/lift-restriction":  (IN_PROGRESS, {"reason": "accuracy check finished"}),
+    RID + "/assign":            (AWAITING,    {"assignee": ADMIN_ID}),
+    # GET and POST share the path; the GET ignores the body.
+    RID + "/notes":             (AWAITING,    {"text": "matrix note"}),
     RID + "/tasks":             (IN_PROGRESS, None),
     RID + "/tasks/{task_id}":   (IN_PROGRESS, {"status": "done", "note": "matrix"}),
     RID + "/exports":           (AWAITING,    None),
@@ -529,6 +537,8 @@ async def test_authorisation_matrix(
             kwargs["json"] = request_body()
         elif (method, path) == ("POST", "/v1/requests/search"):
             kwargs["json"] = {"subject_email": "matrix@example.com"}
+        elif (method, path) == ("POST", "/v1/requests/bulk"):
+            kwargs["json"] = {"action": "cancel", "ids": [str(uuid.uuid4())]}
         elif (method, path) == ("POST", "/v1/webhooks"):
             kwargs["json"] = {"url": "http://127.0.0.1:9/matrix"}
         elif (method, path) == ("POST", "/v1/suppressions/check"):
