@@ -39,7 +39,8 @@ class Write:
     ``prepare`` reads what the rows depend on, in the transaction that inserts them: it is
     called once for all the writes of a transaction that name it (one query for the batch,
     not one per caller) and may change their rows. ``finish`` then completes the write's own
-    rows from what it found, before they are inserted (no I/O).
+    rows from what it found, before they are inserted (no I/O). Both run again when a write
+    is retried in a transaction of its own, so they must set values, not accumulate them.
     """
 
     rows: list[tuple[Table, list[dict[str, Any]]]]
