@@ -16,12 +16,15 @@ class AssignBody(StrictModel):
         min_length=1,
         max_length=64,
         description="The `client_id` of an active officer or admin client; null unassigns.",
-        examples=["officer-7c2e19"],
+        examples=["offic_472465fb73812f91"],
     )
 
 
 ASSIGN_EXAMPLES: dict[str, dict[str, Any]] = {
-    "assign": {"summary": "Give the case to an officer", "value": {"assignee": "officer-7c2e19"}},
+    "assign": {
+        "summary": "Give the case to an officer",
+        "value": {"assignee": "offic_472465fb73812f91"},
+    },
     "unassign": {"summary": "Nobody owns the case", "value": {"assignee": None}},
 }
 

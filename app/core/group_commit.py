@@ -15,7 +15,7 @@ write is to blame: every caller in the batch gets that error (503) and nothing i
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,10 +35,21 @@ class Write:
 
     ``on_conflict`` maps a table to the error its caller should see when that table's rows
     break a uniqueness constraint (the database's IntegrityError otherwise).
+
+    ``prepare`` reads what the rows depend on, in the transaction that inserts them: it is
+    called once for all the writes of a transaction that name it (one query for the batch,
+    not one per caller) and may change their rows. ``finish`` then completes the write's own
+    rows from what it found, before they are inserted (no I/O). Both run again when a write
+    is retried in a transaction of its own, so they must set values, not accumulate them.
     """
 
     rows: list[tuple[Table, list[dict[str, Any]]]]
     on_conflict: dict[str, Callable[[], Exception]] = field(default_factory=dict)
+    prepare: "Prepare | None" = None
+    finish: Callable[[], None] | None = None
+
+
+Prepare = Callable[[AsyncConnection, list[Write]], Awaitable[None]]
 
 
 @dataclass
@@ -91,7 +102,9 @@ class GroupCommitter:
                 return
             try:
                 async with self._engine.begin() as connection:
-                    await _insert(connection, [p.write for p in batch])
+                    writes = [p.write for p in batch]
+                    await _prepare(connection, writes)
+                    await _insert(connection, writes)
             except DBAPIError as exc:
                 if database_unavailable(exc):
                     # The database failed, not a write: every caller hears so (503), and a
@@ -110,6 +123,7 @@ class GroupCommitter:
     async def _commit_alone(self, pending: _Pending) -> None:
         try:
             async with self._engine.begin() as connection:
+                await _prepare(connection, [pending.write])
                 for table, rows in pending.write.rows:
                     if not rows:
                         continue
@@ -124,6 +138,19 @@ class GroupCommitter:
             _settle([pending], exc)
         else:
             _settle([pending], None)
+
+
+async def _prepare(connection: AsyncConnection, writes: list[Write]) -> None:
+    """Each ``prepare`` once for the writes naming it, then each write's ``finish``."""
+    by_hook: dict[Prepare, list[Write]] = {}
+    for write in writes:
+        if write.prepare is not None:
+            by_hook.setdefault(write.prepare, []).append(write)
+    for prepare, group in by_hook.items():
+        await prepare(connection, group)
+    for write in writes:
+        if write.finish is not None:
+            write.finish()
 
 
 async def _insert(connection: AsyncConnection, writes: list[Write]) -> None:

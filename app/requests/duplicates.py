@@ -9,13 +9,15 @@ whichever identity two requests share.
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, false, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, Select, false, func, literal, or_, select, union_all
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from app.core.config import Settings
 from app.core.crypto import keyed_hash
+from app.core.group_commit import Write
 from app.enums import RequestStatus
 from app.models import DsrRequest
 
@@ -89,24 +91,67 @@ def same_subject(hashes: SubjectHashes) -> ColumnElement[bool]:
     return or_(*matches) if matches else false()
 
 
-async def find_open_duplicate(
-    session: AsyncSession, *, request_type: str, hashes: SubjectHashes
-) -> uuid.UUID | None:
-    """The oldest open request of this type by the same subject, if any (one indexed query)."""
-    if not hashes.any():
-        return None
-    query = (
-        select(col(DsrRequest.id))
-        .where(
-            same_subject(hashes),
-            col(DsrRequest.type) == request_type,
-            col(DsrRequest.status).in_(OPEN_STATUSES),
+_MATCHED_BY = ("subject_email_hash", "subject_phone_hash", "subject_customer_id_hash")
+
+
+def _oldest_open(name: str, values: list[str], types: list[str]) -> Select[Any]:
+    """Per (type, value of the hash column ``name``): the oldest open request, one row each.
+
+    Ranked in the database so a subject with thousands of open requests still sends one row.
+    """
+    table = DsrRequest.__table__  # type: ignore[attr-defined]
+    column = table.c[name]
+    ranked = (
+        select(
+            table.c.id,
+            table.c.type,
+            table.c.received_at,
+            column.label("hash"),
+            func.row_number()
+            .over(partition_by=(table.c.type, column), order_by=(table.c.received_at, table.c.id))
+            .label("rank"),
         )
-        .order_by(col(DsrRequest.received_at), col(DsrRequest.id))
-        .limit(1)
+        .where(column.in_(values), table.c.type.in_(types), table.c.status.in_(OPEN_STATUSES))
+        .subquery()
     )
-    found: uuid.UUID | None = (await session.execute(query)).scalar_one_or_none()
-    return found
+    return select(
+        literal(name).label("kind"), ranked.c.id, ranked.c.type, ranked.c.received_at, ranked.c.hash
+    ).where(ranked.c.rank == 1)
+
+
+async def flag_duplicates(connection: AsyncConnection, writes: list[Write]) -> None:
+    """Group-commit ``prepare`` for intake: set ``possible_duplicate_of`` on each new request.
+
+    One query (over the three hash indexes) finds the oldest open request per type and
+    identity among the batch's subjects. A request earlier in the same batch counts as open
+    too, so a burst of identical requests is flagged even when they commit together.
+    """
+    new_rows = [
+        row
+        for write in writes
+        for rows_of, rows in write.rows
+        if rows_of.name == DsrRequest.__tablename__
+        for row in rows
+    ]
+    types = sorted({row["type"] for row in new_rows})
+    parts = [
+        _oldest_open(name, values, types)
+        for name in _MATCHED_BY
+        if (values := sorted({row[name] for row in new_rows if row.get(name)}))
+    ]
+    if not parts:
+        return
+    # (kind of identity, its hash, type) -> (received_at, id) of the oldest open request.
+    oldest: dict[tuple[str, str, str], tuple[datetime, uuid.UUID]] = {}
+    for found in await connection.execute(union_all(*parts)):
+        oldest[(found.kind, found.hash, found.type)] = (found.received_at, found.id)
+    for row in new_rows:
+        keys = [(name, row[name], row["type"]) for name in _MATCHED_BY if row.get(name)]
+        matches = [oldest[key] for key in keys if key in oldest]
+        row["possible_duplicate_of"] = min(matches)[1] if matches else None
+        mine = (row["received_at"], row["id"])
+        for key in keys:  # later requests of the batch see this one as open
+            oldest[key] = min(oldest.get(key, mine), mine)
 
 
 async def subject_history(

@@ -130,13 +130,6 @@ async def create_request(
     )
     duplicates.store_hashes(dsr, hashes)
     spent_assertions: list[dict[str, Any]] = []
-    if hashes.any():
-        # Read outside the group transaction: two duplicates logged in the same instant may
-        # miss each other (the flag is a hint, never a refusal).
-        async with sessionmaker() as session:
-            dsr.possible_duplicate_of = await duplicates.find_open_duplicate(
-                session, request_type=dsr.type, hashes=hashes
-            )
     if payload.identity_assertion:
         ensure_method_allowed(settings, dsr.type, VerificationMethod.IDENTITY_ASSERTION)
         async with sessionmaker() as session:
@@ -158,8 +151,6 @@ async def create_request(
         # Identity came with the request, so the clock runs from receipt.
         legal_clock.start_clock(dsr, settings, started_on=legal_clock.today(settings, received_at))
     received: dict[str, Any] = {"channel": dsr.channel, "verification": dsr.verification_method}
-    if dsr.possible_duplicate_of is not None:
-        received["possible_duplicate_of"] = str(dsr.possible_duplicate_of)
     audit_rows = [
         audit.audit_row(
             dsr=dsr,
@@ -204,8 +195,7 @@ async def create_request(
         },
         now=now,
     )
-    public = request_public(dsr, settings, now, viewer=principal)
-    idempotency_rows = []
+    idempotency_rows: list[dict[str, Any]] = []
     if idempotency_key is not None and fingerprint is not None:
         idempotency_rows.append(
             {
@@ -213,16 +203,31 @@ async def create_request(
                 "key": idempotency_key,
                 "body_sha256": fingerprint,
                 "request_id": dsr.id,
-                "response_body": public.model_dump(mode="json"),
+                "response_body": None,  # set by finish(), once duplicates are known
                 "created_at": now,
             }
         )
     tables = metadata.tables
+    request_row = table_row(tables["requests"], dsr)
+    answered: list[RequestPublic] = []
+
+    def finish() -> None:
+        # duplicates.flag_duplicates ran in the insert's transaction: one query per batch.
+        dsr.possible_duplicate_of = request_row.get("possible_duplicate_of")
+        received.pop("possible_duplicate_of", None)  # a retried write finishes again
+        if dsr.possible_duplicate_of is not None:
+            received["possible_duplicate_of"] = str(dsr.possible_duplicate_of)
+        audit_rows[0]["data"] = received
+        public = request_public(dsr, settings, now, viewer=principal)
+        answered[:] = [public]
+        for row in idempotency_rows:
+            row["response_body"] = public.model_dump(mode="json")
+
     await committer.write(
         Write(
             rows=[
                 (tables["used_assertions"], spent_assertions),
-                (tables["requests"], [table_row(tables["requests"], dsr)]),
+                (tables["requests"], [request_row]),
                 (tables["request_events"], audit_rows),
                 (tables["outbox"], outbox_rows),
                 (tables["mail_outbox"], [acknowledgement] if acknowledgement else []),
@@ -232,6 +237,8 @@ async def create_request(
                 "used_assertions": assertion_replayed,
                 "idempotency_keys": idempotency_key_in_use,
             },
+            prepare=duplicates.flag_duplicates if hashes.any() else None,
+            finish=finish,
         )
     )
-    return dsr, public
+    return dsr, answered[0]

@@ -75,7 +75,9 @@ async def create_request(
     `awaiting_verification` with no due date: the clock starts on the day identity is
     confirmed. `details` depend on `type` (see the examples). The subject is sent an
     acknowledgement (with the due date, or saying it follows verification) when the request
-    holds their email address.
+    holds their email address. If the same subject (by email, phone or customer id) already
+    has an open request of this type, officers see the new one flagged
+    `possible_duplicate_of`; it is logged and timed all the same.
     """
     fingerprint = None
     if idempotency_key is not None:

@@ -315,7 +315,7 @@ REQUEST_PUBLIC_EXAMPLE: dict[str, Any] = {
     "completion_summary": None,
     "fulfilment": None,
     "restricted": False,
-    "assignee": "officer-7c2e19",
+    "assignee": "offic_472465fb73812f91",
     "possible_duplicate_of": None,
     "subject_history": {"window_days": 365, "by_type": {"access": 1}, "total": 1},
     "created_at": "2026-09-03T09:12:01Z",

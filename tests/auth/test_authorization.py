@@ -103,6 +103,11 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int]] = {
     # A task source is registered first: it is listed as not previewable.
     ("GET",  RID + "/plan"):                     (401,         403,         200,     200),
     ("POST", RID + "/approve"):                  (401,         403,         200,     200),
+    ("POST", RID + "/assign"):                   (401,         403,         200,     200),
+    ("POST", RID + "/notes"):                    (401,         403,         201,     201),
+    ("GET",  RID + "/notes"):                    (401,         403,         200,     200),
+    # Each id is answered in the body (here one missing request: 404 inside a 200).
+    ("POST", "/v1/requests/bulk"):               (401,         403,         200,     200),
     ("GET",  RID + "/tasks"):                    (401,         404,         200,     200),
     # The task is assigned to the admin client; officers see every task.
     ("GET",  RID + "/tasks/{task_id}"):          (401,         404,         200,     200),
@@ -179,6 +184,9 @@ SCENARIOS: dict[str, tuple[str, dict[str, Any] | None]] = {
     RID + "/lift-restriction":  (IN_PROGRESS, {"reason": "accuracy check finished"}),
     RID + "/plan":              (IN_PROGRESS, None),
     RID + "/approve":           (IN_PROGRESS, None),
+    RID + "/assign":            (AWAITING,    {"assignee": ADMIN_ID}),
+    # GET and POST share the path; the GET ignores the body.
+    RID + "/notes":             (AWAITING,    {"text": "matrix note"}),
     RID + "/tasks":             (IN_PROGRESS, None),
     RID + "/tasks/{task_id}":   (IN_PROGRESS, {"status": "done", "note": "matrix"}),
     RID + "/messages":          (IN_PROGRESS, {"kind": "clarification", "text": "Which account?"}),
@@ -561,6 +569,8 @@ async def test_authorisation_matrix(
             kwargs["json"] = request_body()
         elif (method, path) == ("POST", "/v1/requests/search"):
             kwargs["json"] = {"subject_email": "matrix@example.com"}
+        elif (method, path) == ("POST", "/v1/requests/bulk"):
+            kwargs["json"] = {"action": "cancel", "ids": [str(uuid.uuid4())]}
         elif (method, path) == ("POST", "/v1/webhooks"):
             kwargs["json"] = {"url": "http://127.0.0.1:9/matrix"}
         elif (method, path) == ("POST", "/v1/suppressions/check"):

@@ -149,3 +149,28 @@ async def test_many_writers_exceeding_one_transaction_all_commit(app: FastAPI) -
     jtis = [uuid.uuid4().hex for _ in range(150)]
     await asyncio.gather(*(committer.write(spent(jti)) for jti in jtis))
     assert await stored_jtis(app) == set(jtis)
+
+
+async def test_prepare_runs_once_per_transaction_and_finish_completes_rows(app: FastAPI) -> None:
+    calls: list[list[str]] = []
+
+    async def prepare(_connection: Any, writes: list[Write]) -> None:
+        calls.append([rows[0]["jti"] for write in writes for _table, rows in write.rows])
+        for write in writes:
+            for _table, rows in write.rows:
+                rows[0]["jti"] += "-prepared"
+
+    def finishing(write: Write) -> None:
+        def finish() -> None:
+            write.rows[0][1][0]["jti"] += "-finished"
+
+        write.finish = finish
+
+    committer = GroupCommitter(app.state.engine)
+    writes = [spent(jti) for jti in ("a", "b", "c")]
+    for write in writes:
+        write.prepare = prepare
+        finishing(write)
+    await asyncio.gather(*(committer.write(write) for write in writes))
+    assert sorted(jti for batch in calls for jti in batch) == ["a", "b", "c"]
+    assert await stored_jtis(app) == {f"{jti}-prepared-finished" for jti in "abc"}

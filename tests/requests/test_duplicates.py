@@ -1,17 +1,18 @@
 """Repeated requests: the possible-duplicate flag at intake, the board's duplicates filter and
 the subject's history, matched by keyed hashes of email, phone or customer id."""
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app.models import DsrRequest
 from tests.auth.test_authorization import assert_problem
-from tests.factories import create_request
+from tests.factories import create_request, request_body
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 JANE = {"email": "Jane.Doe@example.com", "phone": "+441632960001", "customer_id": "C-1001"}
@@ -171,3 +172,43 @@ async def test_subject_history_counts_other_requests_of_the_last_365_days(
         "by_type": {},
         "total": 0,
     }
+
+
+async def test_a_burst_committed_together_is_flagged_with_one_lookup_per_transaction(
+    app: FastAPI, client: AsyncClient, officer_headers: dict[str, str]
+) -> None:
+    inserts: list[int] = []
+    lookups: list[str] = []
+    engine = app.state.engine.sync_engine
+
+    def _insert(_conn: Any, clause: Any, multiparams: Any, *_args: Any) -> None:
+        if getattr(clause, "table", None) is not None and clause.table.name == "requests":
+            inserts.append(len(multiparams) or 1)
+
+    def _lookup(*args: Any) -> None:
+        if "row_number()" in str(args[2]).lower():
+            lookups.append(str(args[2]))
+
+    event.listen(engine, "before_execute", _insert)
+    event.listen(engine, "before_cursor_execute", _lookup)
+    responses = await asyncio.gather(
+        *(
+            client.post("/v1/requests", headers=officer_headers, json=request_body(subject=JANE))
+            for _ in range(12)
+        )
+    )
+    assert [r.status_code for r in responses] == [201] * 12
+    event.remove(engine, "before_execute", _insert)
+    event.remove(engine, "before_cursor_execute", _lookup)
+    created = [r.json() for r in responses]
+    ids = {body["id"] for body in created}
+    flags = [body["possible_duplicate_of"] for body in created]
+    assert flags.count(None) == 1
+    assert all(flag in ids for flag in flags if flag is not None)
+    # One lookup per transaction, however many requests it holds.
+    assert sum(inserts) == 12
+    assert len(lookups) == len(inserts)
+    for body in created:  # what was answered is what was stored
+        assert (await view(client, officer_headers, body["id"]))["possible_duplicate_of"] == (
+            body["possible_duplicate_of"]
+        )
