@@ -64,7 +64,14 @@ async def _latest_actor(
 
 
 async def check_four_eyes(session: AsyncSession, *, dsr: DsrRequest, actor: str) -> None:
-    """The approver is neither who assigned the case nor who last acted on it (else 409)."""
+    """The approver neither owns the case, nor assigned it, nor last acted on it (else 409)."""
+    if dsr.assignee == actor:
+        raise Conflict(
+            "Four-eyes approval: this case is assigned to you, so another officer must approve "
+            "its fulfilment plan.",
+            title="Approval needs another officer",
+            extra={"rule": "owns_the_case"},
+        )
     assigned = await _latest_actor(session, dsr, event_type=ASSIGNED_EVENT)
     if assigned is not None and assigned[0] == actor:
         raise Conflict(

@@ -14,10 +14,8 @@ from httpx import AsyncClient
 from sqlalchemy.engine import make_url
 
 from app.core.config import Settings
-from app.core.time import utcnow
 from app.demo import JANE_DOE
 from app.enums import RequestType
-from app.models import RequestEvent
 from app.worker import Worker
 from tests.conftest import _asyncpg_dsn, get_token, new_client
 from tests.factories import verified_request
@@ -185,8 +183,7 @@ async def officer(client: AsyncClient, admin_headers: dict[str, str]) -> tuple[s
     return client_id, {"Authorization": f"Bearer {await get_token(client, client_id, secret)}"}
 
 
-async def test_four_eyes_refuses_who_assigned_or_last_acted(
-    app: FastAPI,
+async def test_four_eyes_refuses_who_owns_assigned_or_last_acted(
     client: AsyncClient,
     integration_headers: dict[str, str],
     admin_headers: dict[str, str],
@@ -197,29 +194,27 @@ async def test_four_eyes_refuses_who_assigned_or_last_acted(
     response = await client.post("/v1/data-sources", headers=admin_headers, json=source)
     assert response.status_code == 201, response.text
     _first, verifier = await officer(client, admin_headers)
-    assigner_id, assigner = await officer(client, admin_headers)
-    _third, extender = await officer(client, admin_headers)
+    _assigner_id, assigner = await officer(client, admin_headers)
+    owner_id, owner = await officer(client, admin_headers)
+    _fourth, extender = await officer(client, admin_headers)
     dsr = await verified_request(
         client, integration_headers, verifier, type="erasure", subject=JANE
     )
-    # The assignment a sibling capability writes (app.casework): its audit event.
-    async with app.state.sessionmaker.begin() as session:
-        session.add(
-            RequestEvent(
-                request_id=uuid.UUID(dsr["id"]),
-                type="request.assigned",
-                actor=assigner_id,
-                at=utcnow(),
-                data={"assignee": assigner_id, "previous": None},
-            )
-        )
+    assigned = await client.post(
+        f"/v1/requests/{dsr['id']}/assign", headers=assigner, json={"assignee": owner_id}
+    )
+    assert assigned.status_code == 200, assigned.text
     extended = await client.post(
         f"/v1/requests/{dsr['id']}/extend", headers=extender, json={"reason": "Many systems"}
     )
     assert extended.status_code == 200, extended.text
 
+    by_owner = await approve(client, owner, dsr["id"])
     by_assigner = await approve(client, assigner, dsr["id"])
     by_last_actor = await approve(client, extender, dsr["id"])
+
+    assert by_owner.status_code == 409
+    assert by_owner.json()["rule"] == "owns_the_case"
 
     assert by_assigner.status_code == 409
     assert by_assigner.json()["rule"] == "assigned_the_case"
