@@ -88,6 +88,8 @@ class DsrRequest(SQLModel, table=True):
     __table_args__ = (
         Index("ix_requests_created_at_id", "created_at", "id"),
         Index("ix_requests_status_due_at", "status", "due_at"),
+        # Reports select the requests received in a period (app.reports).
+        Index("ix_requests_received_at", "received_at"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -165,7 +167,10 @@ class OutboxEvent(SQLModel, table=True):
     """A webhook event written in the same transaction as the change it announces."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_unpublished", "published_at", "created_at"),)
+    __table_args__ = (
+        Index("ix_outbox_unpublished", "published_at", "created_at"),
+        Index("ix_outbox_alert_pending", "event_type", "alerted_at"),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     event_type: str = Field(max_length=60, index=True)
@@ -175,6 +180,8 @@ class OutboxEvent(SQLModel, table=True):
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = timestamp(index=True)
     published_at: datetime | None = timestamp(nullable=True)
+    # Set once the alerts sweep handled an event officers are alerted to (app.reports.alerts).
+    alerted_at: datetime | None = timestamp(nullable=True)
 
 
 class IdempotencyKey(SQLModel, table=True):
@@ -466,3 +473,18 @@ class RetainedRecord(SQLModel, table=True):
     # The row's primary key value as text (the source converts it back to the column's type).
     record_key: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = timestamp()
+
+
+class CalendarFeed(SQLModel, table=True):
+    """A subscribable calendar of open requests' due dates; only a keyed hash of its token."""
+
+    __tablename__ = "calendar_feeds"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(max_length=200)
+    # HMAC (purpose "calendar-feed") of the token in the feed's URL, shown once at creation.
+    token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    created_by: str = Field(max_length=64)
+    created_at: datetime = timestamp()
+    # Revoked feeds keep their row (who made it, when) and answer 404 from then on.
+    revoked_at: datetime | None = timestamp(nullable=True)

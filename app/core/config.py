@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.core.schemas import normalise_email
 from app.deadlines import validate_calendar
 from app.enums import RequestType, VerificationMethod
 
@@ -81,6 +82,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     db_pool_size: int = 10
     due_soon_days: int = Field(default=7, ge=0, le=60)
+    alert_email: str | None = Field(
+        default=None,
+        max_length=320,
+        description="where officers are alerted (failed fulfilment, disabled webhook endpoint, "
+        "overdue request): one mail per event; unset: no alert mail",
+    )
     # Background work (outbox fan-out, webhook delivery, deadline sweeps).
     run_worker_in_process: bool | None = Field(
         default=None, description="default: on for SQLite (one machine), off for PostgreSQL"
@@ -106,6 +113,13 @@ class Settings(BaseSettings):
         if parts.query or parts.fragment or parts.username or parts.password:
             raise ValueError("DSR_PUBLIC_URL must not carry a query, fragment or credentials")
         return value
+
+    @field_validator("alert_email")
+    @classmethod
+    def _valid_alert_address(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return normalise_email(value.strip())
 
     @field_validator("verification_policy")
     @classmethod
