@@ -88,8 +88,8 @@ class DsrRequest(SQLModel, table=True):
     __table_args__ = (
         Index("ix_requests_created_at_id", "created_at", "id"),
         Index("ix_requests_status_due_at", "status", "due_at"),
-        # Reports select the requests received in a period (app.reports).
-        Index("ix_requests_received_at", "received_at"),
+        # Reports select the requests received in a period, the register in this order.
+        Index("ix_requests_received_at_id", "received_at", "id"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
