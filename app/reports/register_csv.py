@@ -5,9 +5,8 @@ flat whatever the period holds. No subject identity is selected at all; every ce
 through the exports' CSV hygiene (``app.core.encoding``: formula neutralisation, quoting).
 """
 
-import uuid
 from collections.abc import AsyncIterator, Sequence
-from datetime import date, datetime, tzinfo
+from datetime import tzinfo
 from typing import Any
 
 from sqlalchemy import select
@@ -62,10 +61,6 @@ def file_name(window: Period) -> str:
     return f"dsr-register-{window.from_date}-to-{window.to_date}.csv"
 
 
-def _local_date(moment: datetime | None, tz: tzinfo) -> date | None:
-    return None if moment is None else moment.astimezone(tz).date()
-
-
 def register_row(row: Any, tz: tzinfo) -> tuple[Any, ...]:
     """One request's register values (not yet CSV text), in ``HEADER`` order.
 
@@ -91,21 +86,28 @@ def register_row(row: Any, tz: tzinfo) -> tuple[Any, ...]:
         pause_reason,
     ) = row
     closed = closed_at is not None and status in CLOSED
-    on_time = _YES_NO[closed_at <= due_at] if closed and due_at is not None else ""
-    days_taken = round((closed_at - received_at).total_seconds() / 86400, 1) if closed else None
-    codes = ";".join(code for code in (outcome_reason, pause_reason) if code)
+    if closed:
+        on_time = "" if due_at is None else _YES_NO[closed_at <= due_at]
+        days_taken = round((closed_at - received_at).total_seconds() / 86400, 1)
+        closed_on = closed_at.astimezone(tz).date()
+    else:
+        on_time, days_taken, closed_on = "", None, None
+    if outcome_reason and pause_reason:
+        codes = f"{outcome_reason};{pause_reason}"
+    else:
+        codes = outcome_reason or pause_reason or ""
     return (
-        request_id if isinstance(request_id, uuid.UUID) else uuid.UUID(str(request_id)),
+        request_id,
         request_type,
         regulation,
         channel,
-        _local_date(received_at, tz),
+        received_at.astimezone(tz).date(),
         clock_started_on,
         due_date,
         _YES_NO[bool(extended)],
         extension_reason,
         paused_days,
-        _local_date(closed_at, tz) if closed else None,
+        closed_on,
         status,
         on_time,
         days_taken,
