@@ -72,7 +72,7 @@ FROM (
     FROM generate_series(1, :rows) AS i
 ) AS generated
 -- In order of receipt, as a live service writes them.
-ORDER BY received_at
+ORDER BY generated.received_at
 """
 # Half the identity rejections were the expiry sweep's (its audit entry names "system").
 EVENTS = """

@@ -9,9 +9,8 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import tzinfo
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Date, DateTime, cast, func, null, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlmodel import col
 
 from app.core.config import Settings
 from app.core.encoding import csv_column, csv_lines
@@ -38,23 +37,45 @@ HEADER = (
 PARTITION = 5000
 _YES_NO = {True: "yes", False: "no"}
 
-_COLUMNS = (
-    col(DsrRequest.id),
-    col(DsrRequest.type),
-    col(DsrRequest.regulation),
-    col(DsrRequest.channel),
-    col(DsrRequest.received_at),
-    col(DsrRequest.clock_started_on),
-    col(DsrRequest.due_date),
-    col(DsrRequest.due_at),
-    col(DsrRequest.extended),
-    col(DsrRequest.extension_reason),
-    col(DsrRequest.paused_days),
-    col(DsrRequest.closed_at),
-    col(DsrRequest.status),
-    col(DsrRequest.outcome_reason),
-    col(DsrRequest.pause_reason),
+_TABLE = DsrRequest.__table__  # type: ignore[attr-defined]
+_NAMES = (
+    "id",
+    "type",
+    "regulation",
+    "channel",
+    "received_at",
+    "clock_started_on",
+    "due_date",
+    "due_at",
+    "extended",
+    "extension_reason",
+    "paused_days",
+    "closed_at",
+    "status",
+    "outcome_reason",
+    "pause_reason",
 )
+_TIMESTAMPS = frozenset({"received_at", "due_at", "closed_at"})
+
+
+def _columns(dialect: str, timezone: str) -> list[Any]:
+    """Plain table columns (no ORM row loading), then the local dates of receipt and closure.
+
+    PostgreSQL's driver already returns aware UTC timestamps (so ``UTCDateTime``'s per-value
+    conversion is skipped) and computes the local dates itself, far cheaper than Python's
+    zone conversion; SQLite has no time zones, so there they are computed per row."""
+    columns = []
+    for name in _NAMES:
+        column = _TABLE.c[name]
+        if dialect == "postgresql" and name in _TIMESTAMPS:
+            column = type_coerce(column, DateTime(timezone=True)).label(name)
+        columns.append(column)
+    for name in ("received_at", "closed_at"):
+        if dialect == "postgresql":
+            columns.append(cast(func.timezone(timezone, _TABLE.c[name]), Date))
+        else:
+            columns.append(null())
+    return columns
 
 
 def file_name(window: Period) -> str:
@@ -84,12 +105,17 @@ def register_row(row: Any, tz: tzinfo) -> tuple[Any, ...]:
         status,
         outcome_reason,
         pause_reason,
+        received_on,
+        closed_on,
     ) = row
+    if received_on is None:
+        received_on = received_at.astimezone(tz).date()
     closed = closed_at is not None and status in CLOSED
     if closed:
         on_time = "" if due_at is None else _YES_NO[closed_at <= due_at]
         days_taken = round((closed_at - received_at).total_seconds() / 86400, 1)
-        closed_on = closed_at.astimezone(tz).date()
+        if closed_on is None:
+            closed_on = closed_at.astimezone(tz).date()
     else:
         on_time, days_taken, closed_on = "", None, None
     if outcome_reason and pause_reason:
@@ -97,11 +123,11 @@ def register_row(row: Any, tz: tzinfo) -> tuple[Any, ...]:
     else:
         codes = outcome_reason or pause_reason or ""
     return (
-        request_id,
+        str(request_id),
         request_type,
         regulation,
         channel,
-        received_at.astimezone(tz).date(),
+        received_on,
         clock_started_on,
         due_date,
         _YES_NO[bool(extended)],
@@ -123,11 +149,12 @@ def encode_rows(rows: Sequence[tuple[Any, ...]]) -> bytes:
     return csv_lines(zip(*columns, strict=True))
 
 
-def query(window: Period) -> Any:
+def query(window: Period, dialect: str, timezone: str) -> Any:
+    received_at = _TABLE.c.received_at
     return (
-        select(*_COLUMNS)
-        .where(window.received())
-        .order_by(col(DsrRequest.received_at), col(DsrRequest.id))
+        select(*_columns(dialect, timezone))
+        .where(received_at >= window.start, received_at < window.end)
+        .order_by(received_at, _TABLE.c.id)
         .execution_options(yield_per=PARTITION)
     )
 
@@ -140,6 +167,8 @@ async def stream_register(
     tz = settings.tz
     yield csv_lines([HEADER])
     async with sessionmaker() as session:
-        result = await session.stream(query(window))
+        connection = await session.connection()
+        statement = query(window, connection.dialect.name, settings.timezone)
+        result = await connection.stream(statement)
         async for partition in result.partitions():
             yield encode_rows([register_row(row, tz) for row in partition])
