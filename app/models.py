@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
@@ -90,6 +91,13 @@ class DsrRequest(SQLModel, table=True):
         Index("ix_requests_status_due_at", "status", "due_at"),
         # Reports select the requests received in a period, the register in this order.
         Index("ix_requests_received_at_id", "received_at", "id"),
+        # The few extended requests, for the summary's extension reasons.
+        Index(
+            "ix_requests_extended_received_at",
+            "received_at",
+            postgresql_where=text("extended"),
+            sqlite_where=text("extended"),
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

@@ -74,9 +74,12 @@ FROM (
 -- In order of receipt, as a live service writes them.
 ORDER BY generated.received_at
 """
-# Half the identity rejections were the expiry sweep's (its audit entry names "system").
+# An audit trail as large as the requests (the summary looks up the rejections' actors in
+# it); half the identity rejections were the expiry sweep's (its entry names "system").
 EVENTS = """
 INSERT INTO request_events (request_id, type, actor, at, data)
+SELECT id, 'request.received', 'bench', received_at, '{}' FROM requests
+UNION ALL
 SELECT id, 'request.rejected', CASE WHEN random() < 0.5 THEN 'system' ELSE 'officer' END,
        closed_at, '{}'
 FROM requests WHERE outcome_reason = 'identity_not_verified'

@@ -23,6 +23,14 @@ ALERT_EVENTS = ("fulfilment.failed", "webhook.endpoint_disabled", "request.overd
 
 def upgrade() -> None:
     op.create_index("ix_requests_received_at_id", "requests", ["received_at", "id"], unique=False)
+    op.create_index(
+        "ix_requests_extended_received_at",
+        "requests",
+        ["received_at"],
+        unique=False,
+        postgresql_where=sa.text("extended"),
+        sqlite_where=sa.text("extended"),
+    )
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("alerted_at", app.models.UTCDateTime(timezone=True), nullable=True)
@@ -58,4 +66,5 @@ def downgrade() -> None:
     op.drop_index("ix_outbox_alert_pending", table_name="outbox")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_column("alerted_at")
+    op.drop_index("ix_requests_extended_received_at", table_name="requests")
     op.drop_index("ix_requests_received_at_id", table_name="requests")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Integer, and_, case, cast, exists, func, select, text
+from sqlalchemy import ColumnElement, Integer, and_, case, cast, exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -93,8 +93,9 @@ def period(
 def days_taken_expression(dialect: str) -> ColumnElement[Any]:
     """Days from receipt to closure, with their fraction (the same on both backends)."""
     if dialect == "postgresql":
-        seconds = func.extract("epoch", col(DsrRequest.closed_at) - col(DsrRequest.received_at))
-        return cast(seconds, Float) / 86400.0
+        # date_part is double precision; EXTRACT's numeric made the percentiles 50 % slower.
+        seconds = func.date_part("epoch", col(DsrRequest.closed_at) - col(DsrRequest.received_at))
+        return seconds / 86400.0
     return func.julianday(col(DsrRequest.closed_at)) - func.julianday(col(DsrRequest.received_at))
 
 
@@ -258,7 +259,8 @@ async def _top_extension_reasons(session: AsyncSession, window: Period) -> list[
     count = func.count()
     rows = await session.execute(
         select(reason, count)
-        .where(window.received(), col(DsrRequest.extended).is_(True))
+        # Plain `extended` (not `IS TRUE`), so PostgreSQL uses the partial index.
+        .where(window.received(), col(DsrRequest.extended))
         .group_by(reason)
         .order_by(count.desc(), reason)
         .limit(TOP_REASONS)
