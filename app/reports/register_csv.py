@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import tzinfo
 from typing import Any
 
-from sqlalchemy import Date, DateTime, cast, func, null, select, type_coerce
+from sqlalchemy import Date, Numeric, and_, case, cast, func, null, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.core.encoding import csv_column, csv_lines
 from app.models import DsrRequest
+from app.reports import summary
 from app.reports.summary import CLOSED, Period
 
 HEADER = (
@@ -35,118 +36,76 @@ HEADER = (
     "reason_codes",
 )
 PARTITION = 5000
-_YES_NO = {True: "yes", False: "no"}
 
 _TABLE = DsrRequest.__table__  # type: ignore[attr-defined]
-_NAMES = (
-    "id",
-    "type",
-    "regulation",
-    "channel",
-    "received_at",
-    "clock_started_on",
-    "due_date",
-    "due_at",
-    "extended",
-    "extension_reason",
-    "paused_days",
-    "closed_at",
-    "status",
-    "outcome_reason",
-    "pause_reason",
-)
-_TIMESTAMPS = frozenset({"received_at", "due_at", "closed_at"})
 
 
 def _columns(dialect: str, timezone: str) -> list[Any]:
-    """Plain table columns (no ORM row loading), then the local dates of receipt and closure.
+    """The register's cells, in ``HEADER`` order, computed by the database where both
+    backends can, so Python only encodes them (plain table columns: no ORM row loading).
 
-    PostgreSQL's driver already returns aware UTC timestamps (so ``UTCDateTime``'s per-value
-    conversion is skipped) and computes the local dates itself, far cheaper than Python's
-    zone conversion; SQLite has no time zones, so there they are computed per row."""
-    columns = []
-    for name in _NAMES:
-        column = _TABLE.c[name]
-        if dialect == "postgresql" and name in _TIMESTAMPS:
-            column = type_coerce(column, DateTime(timezone=True)).label(name)
-        columns.append(column)
-    for name in ("received_at", "closed_at"):
-        if dialect == "postgresql":
-            columns.append(cast(func.timezone(timezone, _TABLE.c[name]), Date))
-        else:
-            columns.append(null())
-    return columns
+    ``on_time``: closed no later than the end of its due date (blank while open, or when
+    the clock never started, as for a request rejected before identity was confirmed).
+    ``days_taken``: days from receipt to closure, one decimal (blank while open).
+    The local dates of receipt and closure come from PostgreSQL; SQLite has no time zones,
+    so there the timestamps come back and ``_local_dates`` converts them.
+    """
+    c = _TABLE.c
+    closed = and_(c.status.in_(CLOSED), c.closed_at.is_not(None))
+    days = summary.days_taken_expression(dialect)
+    if dialect == "postgresql":
+        received_on: Any = cast(func.timezone(timezone, c.received_at), Date)
+        closed_on: Any = cast(func.timezone(timezone, c.closed_at), Date)
+        days = cast(days, Numeric)
+    else:
+        received_on, closed_on = c.received_at, c.closed_at
+    return [
+        c.id,
+        c.type,
+        c.regulation,
+        c.channel,
+        received_on,
+        c.clock_started_on,
+        c.due_date,
+        case((c.extended, "yes"), else_="no"),
+        c.extension_reason,
+        c.paused_days,
+        case((closed, closed_on), else_=null()),
+        c.status,
+        case(
+            (and_(closed, c.due_at.is_not(None), c.closed_at <= c.due_at), "yes"),
+            (and_(closed, c.due_at.is_not(None)), "no"),
+            else_="",
+        ),
+        case((closed, func.round(days, 1)), else_=null()),
+        case(
+            (
+                and_(c.outcome_reason.is_not(None), c.pause_reason.is_not(None)),
+                c.outcome_reason + ";" + c.pause_reason,
+            ),
+            else_=func.coalesce(c.outcome_reason, c.pause_reason, ""),
+        ),
+    ]
 
 
 def file_name(window: Period) -> str:
     return f"dsr-register-{window.from_date}-to-{window.to_date}.csv"
 
 
-def register_row(row: Any, tz: tzinfo) -> tuple[Any, ...]:
-    """One request's register values (not yet CSV text), in ``HEADER`` order.
-
-    ``on_time``: closed no later than the end of its due date (blank while open, or when
-    the clock never started, as for a request rejected before identity was confirmed).
-    ``days_taken``: days from receipt to closure, one decimal (blank while open).
-    """
-    (
-        request_id,
-        request_type,
-        regulation,
-        channel,
-        received_at,
-        clock_started_on,
-        due_date,
-        due_at,
-        extended,
-        extension_reason,
-        paused_days,
-        closed_at,
-        status,
-        outcome_reason,
-        pause_reason,
-        received_on,
-        closed_on,
-    ) = row
-    if received_on is None:
-        received_on = received_at.astimezone(tz).date()
-    closed = closed_at is not None and status in CLOSED
-    if closed:
-        on_time = "" if due_at is None else _YES_NO[closed_at <= due_at]
-        days_taken = round((closed_at - received_at).total_seconds() / 86400, 1)
-        if closed_on is None:
-            closed_on = closed_at.astimezone(tz).date()
-    else:
-        on_time, days_taken, closed_on = "", None, None
-    if outcome_reason and pause_reason:
-        codes = f"{outcome_reason};{pause_reason}"
-    else:
-        codes = outcome_reason or pause_reason or ""
-    return (
-        str(request_id),
-        request_type,
-        regulation,
-        channel,
-        received_on,
-        clock_started_on,
-        due_date,
-        _YES_NO[bool(extended)],
-        extension_reason,
-        paused_days,
-        closed_on,
-        status,
-        on_time,
-        days_taken,
-        codes,
-    )
+def _local_dates(values: Sequence[Any], tz: tzinfo) -> list[Any]:
+    return [value if value is None else value.astimezone(tz).date() for value in values]
 
 
-def encode_rows(rows: Sequence[tuple[Any, ...]]) -> bytes:
+def encode_rows(rows: Sequence[Sequence[Any]], *, tz: tzinfo, local_dates_done: bool) -> bytes:
     """Register rows as CSV lines: a column at a time, every cell neutralised and quoted."""
     if not rows:
         return b""
-    columns = [csv_column(values) for values in zip(*rows, strict=True)]
-    return csv_lines(zip(*columns, strict=True))
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
+    columns[0] = list(map(str, columns[0]))  # the driver's UUIDs, as text
+    if not local_dates_done:
+        columns[4] = _local_dates(columns[4], tz)
+        columns[10] = _local_dates(columns[10], tz)
+    return csv_lines(zip(*map(csv_column, columns), strict=True))
 
 
 def query(window: Period, dialect: str, timezone: str) -> Any:
@@ -170,5 +129,6 @@ async def stream_register(
         connection = await session.connection()
         statement = query(window, connection.dialect.name, settings.timezone)
         result = await connection.stream(statement)
+        local_dates_done = connection.dialect.name == "postgresql"
         async for partition in result.partitions():
-            yield encode_rows([register_row(row, tz) for row in partition])
+            yield encode_rows(partition, tz=tz, local_dates_done=local_dates_done)

@@ -60,7 +60,7 @@ async def test_register_of_three_requests(
         "closed_on": "2026-03-12",
         "outcome": "completed",
         "on_time": "yes",
-        "days_taken": "10.2",
+        "days_taken": "10.3",  # 10.25 days, rounded half up
         "reason_codes": "",
     }
     assert second["on_time"] == "no" and second["extended"] == "no"
