@@ -7,6 +7,7 @@ recomputed from the register CSV of the same period. ``open_now`` is today's boa
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, and_, case, cast, func, select, text
@@ -209,6 +210,13 @@ async def _verification_expiries(session: AsyncSession, window: Period) -> int:
     return int(count.scalar_one())
 
 
+def _one_decimal(days: Any) -> float | None:
+    """Rounded half up, as the register's days_taken (Python's round() goes half to even)."""
+    if days is None:
+        return None
+    return float(Decimal(repr(float(days))).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
 def _interpolated(values: dict[int, float], count: int, fraction: float) -> float | None:
     """percentile_cont's linear interpolation over the sorted values at these positions."""
     if count == 0:
@@ -235,8 +243,8 @@ async def _days_taken(session: AsyncSession, window: Period) -> DaysTaken:
             )
         ).one()
         return DaysTaken(
-            median=None if median is None else round(float(median), 1),
-            p90=None if p90 is None else round(float(p90), 1),
+            median=_one_decimal(median),
+            p90=_one_decimal(p90),
         )
     # SQLite has no percentile_cont: number the sorted values, keep the few around each
     # percentile's position, and interpolate as percentile_cont does.
@@ -264,8 +272,8 @@ async def _days_taken(session: AsyncSession, window: Period) -> DaysTaken:
     values = {int(row[1]): float(row[0]) for row in rows}
     median, p90 = _interpolated(values, count, 0.5), _interpolated(values, count, 0.9)
     return DaysTaken(
-        median=None if median is None else round(median, 1),
-        p90=None if p90 is None else round(p90, 1),
+        median=_one_decimal(median),
+        p90=_one_decimal(p90),
     )
 
 
