@@ -35,6 +35,7 @@ from app.fulfilment import router as fulfilment_api
 from app.health import router as health_api
 from app.register import router as register_api
 from app.register.service import load_register
+from app.reports import router as reports_api
 from app.requests import router as requests_api
 from app.requests.schemas import RequestWebhookEvent
 from app.suppression import router as suppression_api
@@ -159,6 +160,16 @@ TAGS = [
         "description": "Access and portability files (JSON, and CSV zipped per data "
         "category), downloadable until they expire, and the subject's signed download link.",
     },
+    {
+        "name": "Reports",
+        "description": "Figures and the accountability register (CSV) for the regulator and "
+        "audits (officers).",
+    },
+    {
+        "name": "Calendar feeds",
+        "description": "Subscribable iCalendar feeds of open requests' due dates (officers "
+        "create and revoke them; the feed's secret URL needs no login).",
+    },
     {"name": "Health", "description": "Liveness and readiness."},
     {"name": "Webhook events", "description": "What your webhook endpoint receives."},
 ]
@@ -236,6 +247,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         data_sources_api.router,
         exports_api.router,
         register_api.router,
+        reports_api.reports,
+        reports_api.feeds,
+        reports_api.public,
         health_api.router,
     ):
         app.include_router(router)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
@@ -88,6 +89,15 @@ class DsrRequest(SQLModel, table=True):
     __table_args__ = (
         Index("ix_requests_created_at_id", "created_at", "id"),
         Index("ix_requests_status_due_at", "status", "due_at"),
+        # Reports select the requests received in a period, the register in this order.
+        Index("ix_requests_received_at_id", "received_at", "id"),
+        # The few extended requests, for the summary's extension reasons.
+        Index(
+            "ix_requests_extended_received_at",
+            "received_at",
+            postgresql_where=text("extended"),
+            sqlite_where=text("extended"),
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -206,7 +216,10 @@ class OutboxEvent(SQLModel, table=True):
     """A webhook event written in the same transaction as the change it announces."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_unpublished", "published_at", "created_at"),)
+    __table_args__ = (
+        Index("ix_outbox_unpublished", "published_at", "created_at"),
+        Index("ix_outbox_alert_pending", "event_type", "alerted_at"),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     event_type: str = Field(max_length=60, index=True)
@@ -216,6 +229,8 @@ class OutboxEvent(SQLModel, table=True):
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = timestamp(index=True)
     published_at: datetime | None = timestamp(nullable=True)
+    # Set once the alerts sweep handled an event officers are alerted to (app.reports.alerts).
+    alerted_at: datetime | None = timestamp(nullable=True)
 
 
 class IdempotencyKey(SQLModel, table=True):
@@ -539,3 +554,18 @@ class RequestMessage(SQLModel, table=True):
     delivery_attempts: int = 0
     received_at: datetime | None = timestamp(nullable=True)
     created_at: datetime = timestamp()
+
+
+class CalendarFeed(SQLModel, table=True):
+    """A subscribable calendar of open requests' due dates; only a keyed hash of its token."""
+
+    __tablename__ = "calendar_feeds"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(max_length=200)
+    # HMAC (purpose "calendar-feed") of the token in the feed's URL, shown once at creation.
+    token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    created_by: str = Field(max_length=64)
+    created_at: datetime = timestamp()
+    # Revoked feeds keep their row (who made it, when) and answer 404 from then on.
+    revoked_at: datetime | None = timestamp(nullable=True)

@@ -24,6 +24,7 @@ from app.exports import orphans
 from app.exports import service as exports
 from app.fulfilment import jobs, runner
 from app.mail import sender
+from app.reports import alerts
 from app.requests import sweeps
 from app.verification import reminders
 from app.webhooks import delivery
@@ -162,6 +163,8 @@ class Worker:
             correspondence_delivery.record_delivery,
             sweeps.announce_overdue,
             sweeps.announce_due_soon,
+            # After the overdue sweep, so a request found overdue is alerted in the same pass.
+            alerts.mail_alerts,
             exports.delete_expired_exports,
         ]
         # Orphans are rare and the scan reads the whole export folder: hourly is plenty.

@@ -7,7 +7,13 @@ import pytest
 from app.core.config import Settings
 from app.main import create_app
 
-PUBLIC_PATHS = {"/healthz", "/readyz", "/v1/oauth/token", "/v1/exports/{token}"}
+PUBLIC_PATHS = {
+    "/healthz",
+    "/readyz",
+    "/v1/oauth/token",
+    "/v1/exports/{token}",
+    "/v1/calendar/{token}.ics",
+}
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.core.schemas import normalise_email
 from app.deadlines import validate_calendar
 from app.enums import RequestType, VerificationMethod
 
@@ -98,6 +99,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     db_pool_size: int = 10
     due_soon_days: int = Field(default=7, ge=0, le=60)
+    alert_email: str | None = Field(
+        default=None,
+        max_length=320,
+        description="where officers are alerted (failed fulfilment, disabled webhook endpoint, "
+        "overdue request): one mail per event; unset: no alert mail",
+    )
     # Background work (outbox fan-out, webhook delivery, deadline sweeps).
     run_worker_in_process: bool | None = Field(
         default=None, description="default: on for SQLite (one machine), off for PostgreSQL"
@@ -131,6 +138,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return list(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
         return value
+
+    @field_validator("alert_email")
+    @classmethod
+    def _valid_alert_address(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return normalise_email(value.strip())
 
     @field_validator("verification_policy")
     @classmethod

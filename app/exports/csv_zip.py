@@ -27,8 +27,8 @@ from itertools import count, repeat
 from pathlib import Path
 from typing import IO, Any, cast
 
+from app.core.encoding import csv_column, csv_lines, csv_text, json_default, neutralise, utf8
 from app.data_sources.connectors.base import ColumnInfo, EncodedTable, RecordBatch, RowStream
-from app.exports.encoding import csv_column, csv_lines, csv_text, json_default, neutralise, utf8
 from app.exports.files import (
     CHUNK,
     SUFFIXES,

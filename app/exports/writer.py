@@ -19,9 +19,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
+from app.core.encoding import encode_basestring, json_column, json_text, utf8
 from app.data_sources.connectors.base import EncodedTable, RecordBatch
 from app.exports.csv_zip import CsvWriter
-from app.exports.encoding import encode_basestring, json_column, json_text, utf8
 from app.exports.files import (
     FORMATS,
     MEDIA_TYPES,

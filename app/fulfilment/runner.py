@@ -435,6 +435,9 @@ class JobRun:
                     actor="worker",
                     audit_type="fulfilment.failed",
                     audit_data={"phase": self.job.phase, "error": message},
+                    # The error text stays in the audit trail: a source's message may quote data.
+                    webhook_event="fulfilment.failed",
+                    webhook_extra={"fulfilment": {"phase": self.job.phase}},
                 )
         except jobs.LeaseLost:
             logger.warning("fulfilment job %s was taken over by another worker", self.job.id)

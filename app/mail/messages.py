@@ -35,6 +35,8 @@ class MessageKind(StrEnum):
     CLARIFICATION = "clarification"
     INFORMATION = "information"
     VERIFICATION_REMINDER = "verification_reminder"
+    # To the officers (DSR_ALERT_EMAIL), not to a subject: never names the subject.
+    ALERT = "alert"
 
 
 class _Environment(jinja2.Environment):
@@ -117,3 +119,32 @@ async def queue_message(
         return False
     session.add(MailMessage(**row))
     return True
+
+
+def queue_officer_alert(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    recipient: str,
+    context: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Queue an alert to the officers' address; no request row is attached, so it never
+    appears among a subject's messages."""
+    subject, text, html = render(MessageKind.ALERT, context, settings=settings)
+    key = settings.secret_key
+    session.add(
+        MailMessage(
+            id=uuid.uuid4(),
+            request_id=None,
+            kind=MessageKind.ALERT.value,
+            recipient_encrypted=encrypt_secret(recipient, secret_key=key),
+            subject=subject[:300],
+            body_encrypted=encrypt_secret(text, secret_key=key),
+            html_encrypted=encrypt_secret(html, secret_key=key) if html else None,
+            status="pending",
+            attempt_count=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )

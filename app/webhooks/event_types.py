@@ -15,6 +15,7 @@ EVENT_TYPES: dict[str, str] = {
     "request.completed": "The request was answered.",
     "request.rejected": "The request was refused.",
     "request.cancelled": "The request was withdrawn.",
+    "fulfilment.failed": "Fulfilment failed for good (retries used up, or not retryable).",
     "export.ready": "An export is ready to download.",
     "task.created": "A fulfilment task awaits a system the service cannot reach.",
     "subject.erased": "The subject's data was erased.",

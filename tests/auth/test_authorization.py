@@ -69,6 +69,7 @@ CID = "/v1/clients/{client_id}"
 WID = "/v1/webhooks/{webhook_id}"
 SID = "/v1/suppressions/{suppression_id}"
 DSID = "/v1/data-sources/{source_id}"
+FID = "/v1/calendar-feeds/{feed_id}"
 SUPPRESSION_BODY = {"email": "matrix@example.com", "channels": ["email"]}
 
 # The first column applies to every caller in BAD_TOKEN_CALLERS.
@@ -139,6 +140,14 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("DELETE", DSID):                            (401,         403,         403,     204),
     ("POST", DSID + "/test"):                    (401,         403,         403,     200),
     ("GET",  "/v1/processing-register"):         (401,         200,         200,     200),
+    ("GET",  "/v1/reports/summary"):             (401,         403,         200,     200),
+    ("GET",  "/v1/reports/register.csv"):        (401,         403,         200,     200),
+    ("POST", "/v1/calendar-feeds"):              (401,         403,         201,     201),
+    ("GET",  "/v1/calendar-feeds"):              (401,         403,         200,     200),
+    # A feed the officer created is revoked; the refused calls must leave it working.
+    ("DELETE", FID):                             (401,         403,         204,     204),
+    # The feed's secret URL needs no login; any Authorization header is ignored.
+    ("GET",  "/v1/calendar/{token}.ics"):        (404,         404,         404,     404),
 }
 # fmt: on
 
@@ -428,6 +437,16 @@ async def suppression_in(client: AsyncClient, officer_headers: dict[str, str]) -
     return str(response.json()["items"][0]["id"])
 
 
+async def calendar_feed_in(client: AsyncClient, officer_headers: dict[str, str]) -> tuple[str, str]:
+    """A calendar feed the officer created: its id, and the path of its subscribe URL."""
+    response = await client.post(
+        "/v1/calendar-feeds", headers=officer_headers, json={"name": "Matrix feed"}
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return body["id"], "/v1/calendar/" + body["url"].rsplit("/v1/calendar/", 1)[1]
+
+
 def data_source_body() -> dict[str, Any]:
     """A task source (no connection to test) assigned to the bootstrap admin client."""
     return {
@@ -536,6 +555,7 @@ async def test_authorisation_matrix(
         expected = _expected(method, path, caller)
         url, request_id, webhook_id, before = path, None, None, None
         source_id, client_id = None, None
+        feed_path: str | None = None
         kwargs: dict[str, Any] = {}
         if path in SCENARIOS:
             status, body = SCENARIOS[path]
@@ -582,6 +602,13 @@ async def test_authorisation_matrix(
             url = path.replace("{suppression_id}", suppression_id)
         elif path == "/v1/exports/{token}":
             url = "/v1/exports/not-a-download-link"
+        elif (method, path) == ("POST", "/v1/calendar-feeds"):
+            kwargs["json"] = {"name": "Matrix feed"}
+        elif path == FID:
+            feed_id, feed_path = await calendar_feed_in(client, officer_headers)
+            url = path.replace("{feed_id}", feed_id)
+        elif path == "/v1/calendar/{token}.ics":
+            url = "/v1/calendar/cal_not-a-feed.ics"
         elif (method, path) == ("POST", "/v1/data-sources"):
             kwargs["json"] = data_source_body()
         elif path.startswith(DSID):
@@ -617,6 +644,10 @@ async def test_authorisation_matrix(
             after = await _client_snapshot(client, admin_headers, client_id)
             if after != before:
                 mismatches.append(f"{cell}: a refused call changed the client")
+        if expected >= 400 and feed_path is not None:
+            still = await client.get(feed_path)
+            if still.status_code != 200:
+                mismatches.append(f"{cell}: a refused call revoked the calendar feed")
         if expected >= 400 and source_id is not None:
             after = await _data_source_snapshot(client, admin_headers, source_id)
             if after != before:

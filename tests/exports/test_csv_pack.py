@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from app.core import encoding
 from app.data_sources.connectors.base import ColumnInfo, RecordBatch
-from app.exports import encoding
 from app.exports.writer import ExportFile, write_exports
 
 HEADER = {"export": {"request_id": "r-1", "request_type": "access"}}

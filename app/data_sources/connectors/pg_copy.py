@@ -117,7 +117,7 @@ _VERBATIM = {
     "timestamptz": "replace({0}::text, ' ', 'T') || CASE WHEN isfinite({0}) THEN ':00' ELSE '' END",
     "bytea": "translate(encode({0}, 'base64'), E'\\n', '')",
 }
-# exports.encoding.FORMULA as a PostgreSQL pattern, and the codes of the characters a match
+# core.encoding.FORMULA as a PostgreSQL pattern, and the codes of the characters a match
 # can start with (FORMULA_FIRST: ' tab LF CR space + - = @), tested first as it is cheap.
 # (An E'' string: the same text whatever standard_conforming_strings says.)
 _FORMULA_PATTERN = r"E'^''*[\\t\\r\\n ]*([=@]|[-+](?![0-9]+(\\.[0-9]+)?$))'"

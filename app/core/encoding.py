@@ -1,5 +1,7 @@
 """Values as export text: JSON values and CSV cells, a whole column at a time.
 
+Shared by the export packs and the reports' CSV register, so both neutralise formulas alike.
+
 Batches are encoded column by column: one type check per column picks a chain of C-level
 conversions (``map(date.isoformat, ...)``) for the whole column, and rows are then assembled
 with ``str.join`` / ``%``. Only columns mixing types go value by value.

@@ -1,0 +1,1 @@
+"""Reporting for the regulator: figures, the register, calendar feeds of due dates, alerts."""
