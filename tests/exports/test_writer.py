@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
+from app.core import encoding
 from app.data_sources.connectors.base import ColumnInfo, RecordBatch
-from app.exports import csv_zip, encoding, writer
+from app.exports import csv_zip, writer
 from app.exports.writer import ExportFile, write_exports
 
 HEADER = {
