@@ -208,13 +208,14 @@ async def record_reply(
             "POST /v1/requests/{id}/resume.",
             title="Nothing to reply to",
         )
-    if received_at < answered.created_at:
+    received_on = legal_clock.today(settings, received_at)
+    # By day, as the clock counts: a letter's arrival is known to the day, not the minute.
+    asked_on = legal_clock.today(settings, answered.created_at)
+    if received_on < asked_on:
         raise UnprocessableEntity(
-            "received_at is before the message it answers was sent "
-            f"({answered.created_at.isoformat()}).",
+            f"received_at is before the day the message it answers was sent ({asked_on}).",
             title="Reply received before the question",
         )
-    received_on = legal_clock.today(settings, received_at)
     if _awaiting_clarification(dsr) and dsr.paused_on is not None and received_on < dsr.paused_on:
         raise UnprocessableEntity(
             f"received_at is before the day the clock was stopped ({dsr.paused_on}).",

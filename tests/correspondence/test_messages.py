@@ -261,6 +261,9 @@ async def test_reply_validation(
         assert_problem(response, 422)
     # Nothing refused left a trace: still paused, one message.
     assert len(await thread(client, officer_headers, dsr["id"])) == 1
+    # Dated earlier on the day the question went out (known to the day, like a letter): kept.
+    same_day = await reply(client, officer_headers, dsr["id"], DAY_0 + timedelta(hours=23))
+    assert same_day.status_code == 201, same_day.text
 
 
 async def test_no_email_address_is_409_and_a_letter_can_be_recorded(
