@@ -103,6 +103,14 @@ restricts or suppresses, shows its progress on the request (`fulfilment`), and c
 request. Access and portability produce a JSON file and a CSV zip, downloadable by the
 integration (`/export`) and by the subject through an expiring signed link emailed to them.
 
+## Casework and reporting
+Officers own cases (`/assign`, board filter `assignee=me`), keep internal notes (`/notes`,
+never shown to the subject), write to the subject (`/messages`: a clarification stops the
+clock; `/messages/reply` restarts it on the day the answer arrived), look at what fulfilment
+would change before it changes anything (`/plan`; with `DSR_APPROVAL_REQUIRED`, `/approve`
+first), see possible duplicates and the subject's history, refuse or cancel in bulk, and report
+to the regulator (`/v1/reports/summary`, the register CSV, calendar feeds of due dates).
+
 ## Errors
 Every error is RFC 9457 `application/problem+json` and never contains personal data.
 """
