@@ -57,15 +57,9 @@ async def list_notes(
 ) -> tuple[list[RequestNote], str | None]:
     """The request's notes, oldest first, keyset-paginated on the note id."""
     query = select(RequestNote).where(col(RequestNote.request_id) == dsr.id)
-    if cursor:
-        query = query.where(col(RequestNote.id) > pagination.decode_id_cursor(cursor))
-    query = query.order_by(col(RequestNote.id)).limit(limit + 1)
-    rows = list((await session.execute(query)).scalars())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = pagination.encode_id_cursor(rows[-1].id or 0)
-    return rows, next_cursor
+    return await pagination.oldest_first_by_id(
+        session, query, RequestNote, limit=limit, cursor=cursor
+    )
 
 
 def note_text(note: RequestNote, settings: Settings) -> str:

@@ -93,3 +93,18 @@ async def newest_first(
         return rows, None
     rows = rows[:limit]
     return rows, encode_cursor(rows[-1].created_at, rows[-1].id)
+
+
+async def oldest_first_by_id(
+    session: AsyncSession, query: Select[Any], model: Any, *, limit: int, cursor: str | None
+) -> tuple[list[Any], str | None]:
+    """One page of ``query`` ordered by its integer ``id`` ascending, and the next cursor."""
+    row_id = col(model.id)
+    if cursor:
+        query = query.where(row_id > decode_id_cursor(cursor))
+    query = query.order_by(row_id).limit(limit + 1)
+    rows = list((await session.execute(query)).scalars())
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_id_cursor(rows[-1].id)

@@ -178,15 +178,9 @@ async def list_events(
 ) -> tuple[list[RequestEvent], str | None]:
     """Audit trail, oldest first."""
     query = select(RequestEvent).where(col(RequestEvent.request_id) == dsr.id)
-    if cursor:
-        query = query.where(col(RequestEvent.id) > pagination.decode_id_cursor(cursor))
-    query = query.order_by(col(RequestEvent.id)).limit(limit + 1)
-    rows = list((await session.execute(query)).scalars())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = pagination.encode_id_cursor(rows[-1].id or 0)
-    return rows, next_cursor
+    return await pagination.oldest_first_by_id(
+        session, query, RequestEvent, limit=limit, cursor=cursor
+    )
 
 
 async def search_requests(
