@@ -135,3 +135,64 @@ def test_event_sequence_continues_from_the_events_already_written(empty_database
     [rows] = asyncio.run(run([("SELECT id, event_sequence FROM requests", {})]))
     sequences = {str(row[0]).replace("-", ""): row[1] for row in rows}  # type: ignore[attr-defined]
     assert sequences == {counted.hex: 3, quiet.hex: 0}
+
+
+def test_closed_by_is_read_from_the_audit_trail_of_closed_requests(empty_database: str) -> None:
+    """Requests closed before 0014 get the actor of their closing event (not of a later note)."""
+    config = alembic_config(empty_database)
+    command.upgrade(config, "0013")
+    expired, completed, still_open = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    key = (lambda value: value.hex) if empty_database.startswith("sqlite") else str
+    now = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+    insert_request = (
+        "INSERT INTO requests (id, type, status, regulation, channel, received_at, submitted_by, "
+        "details, verification_status, identity_requested, extended, paused_days, closed_at, "
+        "event_sequence, created_at, updated_at) VALUES (:id, 'access', :status, 'uk_gdpr', "
+        "'api', :now, 'crm', '{}', 'pending', false, false, 0, :closed_at, 0, :now, :now)"
+    )
+    insert_event = (
+        "INSERT INTO request_events (request_id, type, actor, at, data) "
+        "VALUES (:request_id, :type, :actor, :now, '{}')"
+    )
+    statements: list[tuple[str, dict[str, object]]] = [
+        (insert_request, {"id": key(expired), "status": "rejected", "closed_at": now, "now": now}),
+        (
+            insert_request,
+            {"id": key(completed), "status": "completed", "closed_at": now, "now": now},
+        ),
+        (
+            insert_request,
+            {"id": key(still_open), "status": "in_progress", "closed_at": None, "now": now},
+        ),
+    ]
+    for request_id, event, actor in (
+        (expired, "request.received", "crm"),
+        (expired, "request.rejected", "system"),
+        (completed, "request.completed", "officer-2"),
+        (completed, "request.note_added", "officer-3"),
+        (still_open, "request.received", "crm"),
+    ):
+        statements.append(
+            (
+                insert_event,
+                {"request_id": key(request_id), "type": event, "actor": actor, "now": now},
+            )
+        )
+
+    async def run(statements: list[tuple[str, dict[str, object]]]) -> list[object]:
+        engine = create_async_engine(empty_database)
+        async with engine.begin() as connection:
+            results = [await connection.execute(text(sql), params) for sql, params in statements]
+            rows = [result.all() for result in results if result.returns_rows]
+        await engine.dispose()
+        return rows
+
+    asyncio.run(run(statements))
+    command.upgrade(config, "head")
+    [rows] = asyncio.run(run([("SELECT id, closed_by FROM requests", {})]))
+    closers = {str(row[0]).replace("-", ""): row[1] for row in rows}  # type: ignore[attr-defined]
+    assert closers == {
+        expired.hex: "system",
+        completed.hex: "officer-2",
+        still_open.hex: None,
+    }

@@ -537,3 +537,13 @@ async def test_unverified_requests_expire_as_identity_not_verified(
             ).scalars()
         )
     assert len(rejected) == 1
+    # The summary tells the sweep's expiries from an officer's rejection for the same reason.
+    officer_rejection = await client.post(
+        f"/v1/requests/{fresh['id']}/reject",
+        headers=officer_headers,
+        json={"reason": "identity_not_verified"},
+    )
+    assert officer_rejection.status_code == 200, officer_rejection.text
+    summary = (await client.get("/v1/reports/summary", headers=officer_headers)).json()
+    assert summary["rejections"]["by_reason"]["identity_not_verified"] == 2
+    assert summary["verification_expiries"] == 1

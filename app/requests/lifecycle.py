@@ -205,9 +205,10 @@ async def extend(
     )
 
 
-def _close(dsr: DsrRequest, status: RequestStatus, now: datetime) -> None:
+def _close(dsr: DsrRequest, status: RequestStatus, *, actor: str, now: datetime) -> None:
     dsr.status = status.value
     dsr.closed_at = now
+    dsr.closed_by = actor
     dsr.paused_on = None
 
 
@@ -223,7 +224,7 @@ async def reject(
 ) -> DsrRequest:
     """Refuse the request; the answer carries the subject's remedies."""
     ensure_allowed(dsr, Action.REJECT)
-    _close(dsr, RequestStatus.REJECTED, now)
+    _close(dsr, RequestStatus.REJECTED, actor=actor, now=now)
     dsr.outcome_reason = reason.value
     dsr.outcome_note = explanation
     if reason == RejectReason.IDENTITY_NOT_VERIFIED and dsr.verification_status == "pending":
@@ -258,7 +259,7 @@ async def cancel(
 ) -> DsrRequest:
     """Withdraw the request (the subject withdrew it, or it was logged in error)."""
     ensure_allowed(dsr, Action.CANCEL)
-    _close(dsr, RequestStatus.CANCELLED, now)
+    _close(dsr, RequestStatus.CANCELLED, actor=actor, now=now)
     dsr.outcome_note = note
     return record_change(
         session,
@@ -283,7 +284,7 @@ async def complete(
 ) -> DsrRequest:
     """Record that the request has been answered (by hand, or by fulfilment)."""
     ensure_allowed(dsr, Action.COMPLETE)
-    _close(dsr, RequestStatus.COMPLETED, now)
+    _close(dsr, RequestStatus.COMPLETED, actor=actor, now=now)
     dsr.outcome_note = summary
     on_time = dsr.due_at is None or now <= dsr.due_at
     await messages.queue_message(

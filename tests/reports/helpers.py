@@ -22,7 +22,7 @@ def end_of(day: str) -> datetime:
 
 
 async def add_request(app: FastAPI, *, rejected_by: str | None = None, **fields: Any) -> uuid.UUID:
-    """A request row; ``rejected_by`` adds the audit entry of its rejection by that actor."""
+    """A request row; ``rejected_by`` closes it as that actor, with its audit entry."""
     values: dict[str, Any] = {
         "type": "access",
         "status": "in_progress",
@@ -35,6 +35,8 @@ async def add_request(app: FastAPI, *, rejected_by: str | None = None, **fields:
         "updated_at": NOW,
     }
     values.update(fields)
+    if rejected_by is not None:
+        values.setdefault("closed_by", rejected_by)
     if isinstance(values.get("due_date"), str):
         values["due_date"] = date.fromisoformat(values["due_date"])
     if isinstance(values.get("clock_started_on"), str):
