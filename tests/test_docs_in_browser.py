@@ -6,29 +6,16 @@ rendered DOM must show the API's operations: a CDN asset, a blocked script or a 
 ReDoc cannot read (one dangling ``$ref`` is enough) leaves an empty page or an error.
 """
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI
+from tests.browser import browser_executable
 from tests.live_server import live_service
 
-BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 RENDER_TIMEOUT = 60
-
-
-def _browser() -> str:
-    for name in BROWSERS:
-        found = shutil.which(name)
-        if found:
-            return found
-    reason = f"no headless browser on PATH (looked for {', '.join(BROWSERS)})"
-    if IN_CI:
-        pytest.fail(f"{reason}; CI=true requires one", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +33,7 @@ def rendered(url: str, profile: Path) -> str:
     """The page's DOM once its scripts have run, with only loopback reachable."""
     result = subprocess.run(
         [
-            _browser(),
+            browser_executable(),
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
