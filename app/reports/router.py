@@ -13,13 +13,15 @@ from app.core.errors import AUTH_ERRORS, NOT_FOUND, VALIDATION, problem_response
 from app.core.pagination import Page
 from app.core.schemas import TextDate
 from app.core.strict_query import StrictQuery
-from app.reports import calendar, register_csv, summary
+from app.reports import calendar, monthly, register_csv, summary
 from app.reports.schemas import (
     CALENDAR_FEED_EXAMPLES,
+    MONTHLY_EXAMPLE,
     SUMMARY_EXAMPLE,
     CalendarFeedCreate,
     CalendarFeedCreated,
     CalendarFeedPublic,
+    MonthlyReport,
     SummaryReport,
 )
 
@@ -93,6 +95,37 @@ async def get_summary(
     """
     window = summary.period(settings, now, from_date=from_date, to_date=to_date)
     return await summary.summary(session, settings=settings, window=window, now=now)
+
+
+@reports.get(
+    "/monthly",
+    response_model=MonthlyReport,
+    summary="Requests received and on-time rate per month",
+    responses={
+        200: {"content": {"application/json": {"example": MONTHLY_EXAMPLE}}},
+        **AUTH_ERRORS,
+        **PERIOD_ERRORS,
+    },
+)
+async def get_monthly(
+    _officer: Officer,
+    _strict: StrictQuery,
+    session: SessionDep,
+    settings: SettingsDep,
+    now: NowDep,
+    from_date: FromDate = None,
+    to_date: ToDate = None,
+) -> MonthlyReport:
+    """The trend behind the summary: for each local calendar month of the period (default:
+    the last twelve months), the requests received in it, how many of them are completed so
+    far, on time or late, and the on-time rate. The months add up to the summary's
+    `received.total` and `completed` figures for the same period; the console's chart draws
+    this series.
+    """
+    window = summary.period(settings, now, from_date=from_date, to_date=to_date)
+    if session.get_bind().dialect.name == "postgresql":
+        await summary.use_planner_settings(session)
+    return await monthly.monthly(session, settings=settings, window=window)
 
 
 @reports.get(

@@ -150,3 +150,42 @@ CALENDAR_FEED_EXAMPLES: dict[str, Any] = {
         "value": {"name": "Privacy team deadlines"},
     }
 }
+
+
+class MonthFigures(BaseModel):
+    month: str = Field(description="The local calendar month, YYYY-MM.", examples=["2026-11"])
+    received: int = Field(description="Requests received in the month (within the period).")
+    completed: int = Field(description="Of those, completed so far.")
+    on_time: int
+    late: int
+    on_time_rate: float | None = Field(
+        description="on_time / completed; null when none of the month's requests is completed."
+    )
+
+
+class MonthlyReport(BaseModel):
+    period: ReportPeriod
+    months: list[MonthFigures] = Field(description="Every month the period touches, oldest first.")
+
+
+MONTHLY_EXAMPLE: dict[str, Any] = {
+    "period": {"from": "2026-10-01", "to": "2026-11-30", "timezone": "Europe/London"},
+    "months": [
+        {
+            "month": "2026-10",
+            "received": 42,
+            "completed": 40,
+            "on_time": 38,
+            "late": 2,
+            "on_time_rate": 0.95,
+        },
+        {
+            "month": "2026-11",
+            "received": 37,
+            "completed": 21,
+            "on_time": 21,
+            "late": 0,
+            "on_time_rate": 1.0,
+        },
+    ],
+}

@@ -320,13 +320,18 @@ async def _open_now(session: AsyncSession, settings: Settings, now: datetime) ->
     )
 
 
+async def use_planner_settings(session: AsyncSession) -> None:
+    """PLANNER_SETTINGS for the rest of this transaction (PostgreSQL only)."""
+    for setting in PLANNER_SETTINGS:
+        await session.execute(text(f"SET LOCAL {setting}"))
+
+
 async def summary(
     session: AsyncSession, *, settings: Settings, window: Period, now: datetime
 ) -> SummaryReport:
     """Every figure of the summary: four queries at most, none loading rows."""
     if session.get_bind().dialect.name == "postgresql":
-        for setting in PLANNER_SETTINGS:
-            await session.execute(text(f"SET LOCAL {setting}"))
+        await use_planner_settings(session)
     days = await _days_taken(session, window)
     figures = await _period_figures(session, window, days)
     return SummaryReport(

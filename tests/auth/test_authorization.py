@@ -141,6 +141,7 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("POST", DSID + "/test"):                    (401,         403,         403,     200),
     ("GET",  "/v1/processing-register"):         (401,         200,         200,     200),
     ("GET",  "/v1/reports/summary"):             (401,         403,         200,     200),
+    ("GET",  "/v1/reports/monthly"):             (401,         403,         200,     200),
     ("GET",  "/v1/reports/register.csv"):        (401,         403,         200,     200),
     ("POST", "/v1/calendar-feeds"):              (401,         403,         201,     201),
     ("GET",  "/v1/calendar-feeds"):              (401,         403,         200,     200),
