@@ -67,9 +67,7 @@ def status_text(html: str) -> str:
     return match.group(1).strip()
 
 
-async def post_form(
-    client: AsyncClient, path: str, action: str, **fields: Any
-) -> Response:
+async def post_form(client: AsyncClient, path: str, action: str, **fields: Any) -> Response:
     """Post a form of the page as a browser does (urlencoded), with the page's form token
     unless one is given."""
     if "form_token" not in fields:

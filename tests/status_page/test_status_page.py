@@ -120,9 +120,7 @@ async def test_bad_links_all_get_the_same_neutral_page(
     token = token_of(await status_path(app, mine["id"]))
     request_hex, expires, mac = token.split(".")
     other_hex = uuid.UUID(other["id"]).hex
-    unknown = issue_status_token(
-        uuid.uuid4(), utcnow() + timedelta(days=1), app.state.settings
-    )
+    unknown = issue_status_token(uuid.uuid4(), utcnow() + timedelta(days=1), app.state.settings)
     flipped = ("A" if mac[0] != "A" else "B") + mac[1:]
     candidates = {
         "another request's id": f"{other_hex}.{expires}.{mac}",
@@ -321,9 +319,7 @@ async def test_the_subject_cancels_after_confirming_and_it_is_audited(
         f"{path}/cancel", data={"form_token": token.group(1), "confirm": "yes"}
     )
     assert again.headers["location"] == f"{path}?done=not_allowed"
-    assert (await client.get(f"{path}/cancel")).headers["location"] == (
-        f"{path}?done=not_allowed"
-    )
+    assert (await client.get(f"{path}/cancel")).headers["location"] == (f"{path}?done=not_allowed")
 
 
 async def test_the_download_link_is_shown_only_while_the_export_lives(
