@@ -38,6 +38,7 @@ from app.register.service import load_register
 from app.reports import router as reports_api
 from app.requests import router as requests_api
 from app.requests.schemas import RequestWebhookEvent
+from app.status_page import router as status_page
 from app.suppression import router as suppression_api
 from app.verification import router as verification_api
 from app.webhooks import router as webhooks_api
@@ -259,6 +260,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reports_api.feeds,
         reports_api.public,
         health_api.router,
+        status_page.router,
     ):
         app.include_router(router)
     install_complete_openapi(app)

@@ -580,3 +580,18 @@ class CalendarFeed(SQLModel, table=True):
     created_at: datetime = timestamp()
     # Revoked feeds keep their row (who made it, when) and answer 404 from then on.
     revoked_at: datetime | None = timestamp(nullable=True)
+
+
+class StatusPageHit(SQLModel, table=True):
+    """Fixed-window counters limiting hits on the subject's status page, shared by every API
+    process. Keyed by a keyed hash of the client address or of the link: no address, no token,
+    nothing personal is stored; windows older than a few minutes are deleted as pages are hit.
+    """
+
+    __tablename__ = "status_page_hits"
+    __table_args__ = (Index("ix_status_page_hits_window_start", "window_start"),)
+
+    # HMAC (purpose "status-page-rate") of "address:<ip>" or "link:<token>".
+    key_hash: str = Field(sa_column=Column(String(64), primary_key=True))
+    window_start: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
+    hits: int = Field(default=0, sa_column=Column(Integer, nullable=False))

@@ -116,6 +116,28 @@ class Settings(BaseSettings):
     webhook_timeout: float = Field(default=15.0, gt=0, le=60)
     webhook_lease_seconds: float = Field(default=60.0, gt=0)
     webhook_disable_after_days: float = Field(default=5.0, gt=0)
+    # The data subject's status page (app.status_page) and the link to it in every mail.
+    status_link_days: int = Field(
+        default=90, ge=1, le=3650, description="days a status-page link works after its mail"
+    )
+    status_page_rate_limit: int = Field(
+        default=30,
+        ge=1,
+        le=10_000,
+        description="status-page hits and posts allowed per minute, per client address and "
+        "per link",
+    )
+    brand_name: str = Field(
+        default="Privacy team", min_length=1, max_length=100, description="status page heading"
+    )
+    brand_colour: str = Field(
+        default="#1d4ed8",
+        pattern=r"^#[0-9a-fA-F]{6}$",
+        description="status page accent colour, #rrggbb",
+    )
+    page_template_dir: str | None = Field(
+        default=None, description="folder whose status-page templates override the built-in ones"
+    )
 
     @field_validator("public_url")
     @classmethod

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.core.crypto import encrypt_secret
+from app.mail.status_link import status_url
 from app.models import DsrRequest, MailMessage
 
 BUILTIN_TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -87,7 +88,11 @@ def message_row(
     """The mail-outbox row for a message to the request's subject; None without an email."""
     if not dsr.subject_email:
         return None
-    subject, text, html = render(kind, {"request": dsr, **context}, settings=settings)
+    # Every message to a subject links their status page (the shared layouts show it).
+    link = status_url(dsr.id, settings=settings, now=now)
+    subject, text, html = render(
+        kind, {"request": dsr, "status_url": link, **context}, settings=settings
+    )
     key = settings.secret_key
     return {
         "id": uuid.uuid4(),

@@ -1,0 +1,1 @@
+"""The data subject's status page: the signed link in every mail, no login, no script."""
