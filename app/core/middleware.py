@@ -17,6 +17,8 @@ access_logger = logging.getLogger("app.access")
 error_logger = logging.getLogger("app.errors")
 
 FORM_PATHS = {"/v1/oauth/token"}
+# The console's pages post HTML forms (``app.console``).
+FORM_PATH_PREFIXES = ("/console/",)
 JSON_TYPES = ("application/json",)
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -79,7 +81,7 @@ class BodyHygieneMiddleware:
         if _declared_length(headers) > self.max_body_bytes:
             await _send_too_large(scope, receive, send, self.max_body_bytes)
             return
-        expects_form = scope["path"] in FORM_PATHS
+        expects_form = scope["path"] in FORM_PATHS or scope["path"].startswith(FORM_PATH_PREFIXES)
         if declares_body or media_type:
             acceptable = (
                 media_type in FORM_TYPES if expects_form else is_json_media_type(media_type)
