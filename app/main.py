@@ -139,6 +139,12 @@ TAGS = [
         "`DSR_CLIENT_REFRESH_INTERVAL` (5 s) in every process.",
     },
     {
+        "name": "Users",
+        "description": "People's console accounts (admin): officers and admins who log in at "
+        "`/console` with a password (and optionally a code from an authenticator app). Not API "
+        "clients: what they do is recorded under their `usr_...` id.",
+    },
+    {
         "name": "Webhooks",
         "description": "Subscribe endpoints to signed event notifications; read and replay "
         "their deliveries.",

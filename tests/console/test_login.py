@@ -243,7 +243,7 @@ async def test_a_new_person_must_change_the_temporary_password_first(
     app: FastAPI, client: AsyncClient
 ) -> None:
     async with app.state.sessionmaker() as session:
-        user, temporary = await service.create_user(
+        _user, temporary = await service.create_user(
             session,
             email="new@example.com",
             name="New Person",
