@@ -1,4 +1,4 @@
-"""The ``dsr`` command: serve, migrate and manage clients."""
+"""The ``dsr`` command: serve, migrate, and manage clients and people's console accounts."""
 
 import asyncio
 import logging
@@ -15,16 +15,17 @@ from alembic.config import Config
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accounts import service as accounts
 from app.auth import client_admin, clients
 from app.auth.clients import new_client_secret
 from app.auth.scopes import Role
 from app.core.config import Settings, get_settings, settings_problems
 from app.core.db import create_engine, create_sessionmaker
-from app.core.errors import AppError
+from app.core.errors import AppError, NotFound
 from app.core.time import utcnow
 from app.demo import JANE_DOE, create_demo_crm
 from app.demo.source import ensure_demo_database
-from app.models import Client
+from app.models import Client, User
 from app.worker import run_worker
 
 cli = typer.Typer(help="Data subject rights service.", no_args_is_help=True)
@@ -32,9 +33,14 @@ clients_cli = typer.Typer(help="Manage API clients.", no_args_is_help=True)
 cli.add_typer(clients_cli, name="clients")
 demo_cli = typer.Typer(help="The demo CRM (fictional customers).", no_args_is_help=True)
 cli.add_typer(demo_cli, name="demo")
+users_cli = typer.Typer(help="Manage people's console accounts.", no_args_is_help=True)
+cli.add_typer(users_cli, name="users")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_ADMIN_ID = "dev-admin"
+DEV_ADMIN_EMAIL = "dev-admin@example.com"
+# The CLI acts for whoever runs it on the server; the audit log names it so.
+CLI_ACTOR = "cli"
 
 
 def load_settings() -> Settings:
@@ -256,6 +262,138 @@ def create_client(
     typer.echo(f"client_id={client_id}\nclient_secret={secret}")
 
 
+async def _on_person(
+    settings: Settings, email: str, change: Callable[[AsyncSession, User], Awaitable[T]]
+) -> T:
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            user = await accounts.find_by_email(session, email)
+            if user is None:
+                raise NotFound("No user with this email address.")
+            result = await change(session, user)
+            await session.commit()
+            return result
+    finally:
+        await engine.dispose()
+
+
+def _run_for_person(
+    settings: Settings, email: str, change: Callable[[AsyncSession, User], Awaitable[T]]
+) -> T:
+    migrate_database(settings)
+    try:
+        return asyncio.run(_on_person(settings, email, change))
+    except AppError as refused:
+        typer.echo(f"error: {refused.detail}", err=True)
+        raise typer.Exit(1) from None
+
+
+async def _create_person(
+    settings: Settings, email: str, name: str | None, role: Role
+) -> tuple[User, str]:
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            created = await accounts.create_user(
+                session, email=email, name=name, role=role, actor=CLI_ACTOR, now=utcnow()
+            )
+            await session.commit()
+            return created
+    finally:
+        await engine.dispose()
+
+
+EmailOption = Annotated[str, typer.Option("--email", help="The person's email address.")]
+
+
+@users_cli.command("create")
+def create_person(
+    email: EmailOption,
+    role: Annotated[Role, typer.Option(help="officer or admin.")],
+    name: Annotated[str | None, typer.Option(help="Shown in the console.")] = None,
+) -> None:
+    """Create a person's console account and print a temporary password (shown only once)."""
+    settings = load_settings()
+    if role not in accounts.PERSON_ROLES:
+        typer.echo("error: a person's role is officer or admin", err=True)
+        raise typer.Exit(2)
+    migrate_database(settings)
+    try:
+        user, temporary = asyncio.run(_create_person(settings, email, name, role))
+    except AppError as refused:
+        typer.echo(f"error: {refused.detail}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"user_id={user.id}\nemail={user.email}\ntemporary_password={temporary}")
+    typer.echo("Log in at /console; the temporary password must be changed at first login.")
+
+
+@users_cli.command("disable")
+def disable_person(email: EmailOption) -> None:
+    """Stop a person logging in to the console; their open sessions end at once."""
+
+    async def change(session: AsyncSession, user: User) -> None:
+        await accounts.disable_user(session, user=user, actor=CLI_ACTOR, now=utcnow())
+
+    _run_for_person(load_settings(), email, change)
+    typer.echo(f"{email} disabled: their sessions have ended")
+
+
+@users_cli.command("enable")
+def enable_person(email: EmailOption) -> None:
+    """Let a disabled person log in again."""
+
+    async def change(session: AsyncSession, user: User) -> None:
+        await accounts.enable_user(session, user=user, actor=CLI_ACTOR)
+
+    _run_for_person(load_settings(), email, change)
+    typer.echo(f"{email} enabled")
+
+
+@users_cli.command("reset-password")
+def reset_person_password(email: EmailOption) -> None:
+    """Give a person a new temporary password (printed once); their sessions end."""
+
+    async def change(session: AsyncSession, user: User) -> str:
+        return await accounts.reset_password(session, user=user, actor=CLI_ACTOR, now=utcnow())
+
+    temporary = _run_for_person(load_settings(), email, change)
+    typer.echo(f"email={email}\ntemporary_password={temporary}")
+
+
+async def _rekey_development_person(settings: Settings) -> str | None:
+    """Create the development admin person, or give it a new password; None, and no change,
+    if it was disabled (that decision outlives restarts). Development only."""
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            user = await accounts.find_by_email(session, DEV_ADMIN_EMAIL)
+            now = utcnow()
+            if user is None:
+                user, password = await accounts.create_user(
+                    session,
+                    email=DEV_ADMIN_EMAIL,
+                    name="Development admin",
+                    role=Role.ADMIN,
+                    actor=CLI_ACTOR,
+                    now=now,
+                )
+            elif user.disabled_at is not None:
+                return None
+            else:
+                password = await accounts.reset_password(
+                    session, user=user, actor=CLI_ACTOR, now=now
+                )
+            # A new password at every start, printed: asking to change it would only slow
+            # a developer down.
+            user.must_change_password = False
+            session.add(user)
+            await session.commit()
+            return password
+    finally:
+        await engine.dispose()
+
+
 @demo_cli.command("create")
 def create_demo(
     path: Annotated[Path, typer.Option(help="Where to write the SQLite file.")] = Path(
@@ -349,8 +487,18 @@ def serve(
                 "so; use another admin (`dsr clients create --role admin`, `dsr clients enable`)."
                 "\n"
             )
+        password = asyncio.run(_rekey_development_person(settings))
+        if password is not None:
+            typer.echo(
+                f"Console: {base}/console  person: email={DEV_ADMIN_EMAIL} password={password}\n"
+            )
+        else:
+            typer.echo(
+                f"Console: {base}/console  (the development person {DEV_ADMIN_EMAIL} was "
+                "disabled and stays so; `dsr users create --email ... --role admin`)\n"
+            )
     else:
-        typer.echo(f"\nDSR service on {base}  (API docs: {base}/docs)\n")
+        typer.echo(f"\nDSR service on {base}  (API docs: {base}/docs, console: {base}/console)\n")
     uvicorn.run(
         "app.main:app",
         host=host,

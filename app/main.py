@@ -11,10 +11,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from pydantic import ValidationError
 
+from app.accounts import router as accounts_api
 from app.auth import router as auth_api
 from app.auth.clients import ensure_bootstrap_admin
 from app.auth.revocation import ActiveClients
 from app.casework import router as casework_api
+from app.console import router as console_pages
 from app.core.api_docs import install_api_docs
 from app.core.config import Settings, get_settings, settings_problems
 from app.core.db import create_engine, create_sessionmaker
@@ -138,6 +140,12 @@ TAGS = [
         "`DSR_CLIENT_REFRESH_INTERVAL` (5 s) in every process.",
     },
     {
+        "name": "Users",
+        "description": "People's console accounts (admin): officers and admins who log in at "
+        "`/console` with a password (and optionally a code from an authenticator app). Not API "
+        "clients: what they do is recorded under their `usr_...` id.",
+    },
+    {
         "name": "Webhooks",
         "description": "Subscribe endpoints to signed event notifications; read and replay "
         "their deliveries.",
@@ -244,6 +252,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         auth_api.router,
         auth_api.clients_router,
+        accounts_api.router,
         requests_api.router,
         verification_api.router,
         requests_api.actions,
@@ -263,6 +272,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         status_page.router,
     ):
         app.include_router(router)
+    # The officers' console: HTML pages, not in the OpenAPI document.
+    console_pages.install(app)
     install_complete_openapi(app)
     return app
 

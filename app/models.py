@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -580,6 +581,65 @@ class CalendarFeed(SQLModel, table=True):
     created_at: datetime = timestamp()
     # Revoked feeds keep their row (who made it, when) and answer 404 from then on.
     revoked_at: datetime | None = timestamp(nullable=True)
+
+
+class User(SQLModel, table=True):
+    """A person with a console account: an officer or an admin (not an API client).
+
+    Acting in the console they act as a ``Principal`` whose ``client_id`` is this ``id``, so
+    the audit trail names the person. Only an Argon2id hash of the password is kept; the TOTP
+    secret is encrypted (it must be read back to check codes).
+    """
+
+    __tablename__ = "users"
+
+    id: str = Field(sa_column=Column(String(64), primary_key=True))  # usr_ + random hex
+    # Normalised (email-validator) and lower-cased: one account per address.
+    email: str = Field(sa_column=Column(String(320), nullable=False, unique=True))
+    name: str = Field(max_length=200)
+    role: str = Field(max_length=20)  # officer | admin
+    password_hash: str = Field(max_length=255)
+    must_change_password: bool = True
+    password_changed_at: datetime = timestamp()
+    # Fernet-encrypted base32 secret; set (and not yet enabled) while the person enrols.
+    totp_secret_encrypted: str | None = Field(default=None, max_length=512)
+    totp_enabled: bool = False
+    # The last 30-second step whose code was accepted: a code is never accepted twice.
+    totp_last_step: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    created_at: datetime = timestamp()
+    disabled_at: datetime | None = timestamp(nullable=True)
+
+
+class BrowserSession(SQLModel, table=True):
+    """A signed-in browser: the cookie holds a random value, this row only its sha256."""
+
+    __tablename__ = "browser_sessions"
+
+    id: str = Field(sa_column=Column(String(64), primary_key=True))  # sha256 of the cookie
+    user_id: str = Field(
+        sa_column=Column(String(64), ForeignKey("users.id"), nullable=False, index=True)
+    )
+    csrf_token: str = Field(max_length=64)
+    # Password accepted, TOTP code still to give: admits only the code step.
+    pending_second_factor: bool = False
+    # Keyed hash of the client address at login (never the address itself).
+    client_address_hash: str | None = Field(default=None, max_length=64)
+    created_at: datetime = timestamp()
+    last_seen_at: datetime = timestamp()
+    ended_at: datetime | None = timestamp(nullable=True)
+
+
+class LoginFailure(SQLModel, table=True):
+    """A failed console login, counted per account and per client address (both as keyed
+    hashes), so every API process enforces the same limits."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_key_hash_created_at", "key_hash", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=10)  # account | address
+    key_hash: str = Field(max_length=64)
+    created_at: datetime = timestamp()
 
 
 class StatusPageHit(SQLModel, table=True):

@@ -303,3 +303,45 @@ def test_a_disabled_development_admin_is_not_rekeyed_at_start(cli_database: str)
         (DEV_ADMIN_ID, "first-secret-0123456789abcdef"),
         (DEV_ADMIN_ID, "second-secret-0123456789abcdef"),
     ) == [401, 401]
+
+
+def test_people_are_created_disabled_and_reset_from_the_cli(cli_database: str) -> None:
+    from tests.console.helpers import login_response
+
+    url = cli_database
+    created = _dsr_here(
+        "users", "create", "--email", "Pat@Example.com", "--role", "officer", database_url=url
+    )
+    assert created.exit_code == 0, created.output
+    password = re.search(r"temporary_password=(\S+)", created.output)
+    assert password and "email=pat@example.com" in created.output
+    refused = _dsr_here(
+        "users", "create", "--email", "x@example.com", "--role", "integration", database_url=url
+    )
+    assert refused.exit_code != 0
+    duplicate = _dsr_here(
+        "users", "create", "--email", "pat@example.com", "--role", "admin", database_url=url
+    )
+    assert duplicate.exit_code == 1 and "already exists" in duplicate.output
+
+    async def login_status(secret: str) -> int:
+        app = create_app(make_settings(url, secret_key=CLI_KEY))
+        try:
+            transport = ASGITransport(app=app)
+            async with AsyncClient(transport=transport, base_url="http://testserver") as browser:
+                return (await login_response(browser, "pat@example.com", secret)).status_code
+        finally:
+            await app.state.engine.dispose()
+
+    assert asyncio.run(login_status(password.group(1))) == 303
+    reset = _dsr_here("users", "reset-password", "--email", "pat@example.com", database_url=url)
+    assert reset.exit_code == 0, reset.output
+    new = re.search(r"temporary_password=(\S+)", reset.output)
+    assert new and new.group(1) != password.group(1)
+    assert asyncio.run(login_status(password.group(1))) == 401
+    assert (
+        _dsr_here("users", "disable", "--email", "pat@example.com", database_url=url).exit_code == 0
+    )
+    assert asyncio.run(login_status(new.group(1))) == 401
+    missing = _dsr_here("users", "disable", "--email", "nobody@example.com", database_url=url)
+    assert missing.exit_code == 1 and "No user" in missing.output

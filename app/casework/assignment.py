@@ -1,4 +1,5 @@
-"""Who owns a case: assign a request to an officer or admin client, or unassign it."""
+"""Who owns a case: assign a request to an officer or admin (an API client, or a person's
+console account), or unassign it."""
 
 from datetime import datetime
 
@@ -6,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.accounts import service as accounts
 from app.auth.scopes import Role
 from app.core.config import Settings
 from app.core.errors import InvalidTransition, UnprocessableEntity
@@ -19,12 +21,13 @@ ASSIGNABLE_ROLES = (Role.OFFICER.value, Role.ADMIN.value)
 def _not_assignable() -> UnprocessableEntity:
     # The submitted value is not repeated: it is whatever the caller typed.
     return UnprocessableEntity(
-        "assignee must be the client_id of an active officer or admin client, or null.",
+        "assignee must be the client_id of an active officer or admin client, the id of an "
+        "active officer or admin user, or null.",
         extra={
             "errors": [
                 {
                     "loc": ["body", "assignee"],
-                    "msg": "not an active officer or admin client",
+                    "msg": "not an active officer or admin client or user",
                     "type": "value_error",
                 }
             ]
@@ -33,7 +36,13 @@ def _not_assignable() -> UnprocessableEntity:
 
 
 async def ensure_assignable(session: AsyncSession, *, client_id: str) -> None:
-    """422 unless ``client_id`` names an active, undeleted officer or admin client."""
+    """422 unless ``client_id`` names an active, undeleted officer or admin client, or an
+    active officer or admin person (``usr_...``)."""
+    if accounts.is_user_id(client_id):
+        person = await accounts.active_person(session, user_id=client_id)
+        if person is None or person.role not in ASSIGNABLE_ROLES:
+            raise _not_assignable()
+        return
     client = await session.scalar(select(Client).where(col(Client.client_id) == client_id))
     if (
         client is None

@@ -45,7 +45,8 @@ async def assign(
 ) -> RequestPublic:
     """Make an officer (or admin) the owner of an open case; `null` leaves it unassigned.
 
-    `assignee` is the `client_id` of an active officer or admin client (422 otherwise). The
+    `assignee` is the `client_id` of an active officer or admin client, or the `id` of an
+    active officer or admin person (`usr_...`, see `/v1/users`) (422 otherwise). The
     board lists your own cases with `assignee=me`, and those nobody owns with
     `unassigned=true`. Closed requests (completed, rejected, cancelled) cannot be reassigned
     (409). The audit trail records `request.assigned` with the new and the previous owner.

@@ -15,7 +15,8 @@ class AssignBody(StrictModel):
     assignee: str | None = Field(
         min_length=1,
         max_length=64,
-        description="The `client_id` of an active officer or admin client; null unassigns.",
+        description="The `client_id` of an active officer or admin client, or the `id` of an "
+        "active officer or admin user (`usr_...`); null unassigns.",
         examples=["offic_472465fb73812f91"],
     )
 

@@ -96,6 +96,15 @@ class Settings(BaseSettings):
         description="seconds between each API process's re-reads of the active clients: a "
         "disabled, deleted or rotated client's tokens are refused at most this long after",
     )
+    session_idle_minutes: int = Field(
+        default=30,
+        ge=1,
+        le=1440,
+        description="a console session unused this long ends (the person logs in again)",
+    )
+    session_max_hours: int = Field(
+        default=12, ge=1, le=168, description="a console session ends this long after login"
+    )
     max_body_bytes: int = 1_048_576
     db_pool_size: int = 10
     due_soon_days: int = Field(default=7, ge=0, le=60)
@@ -247,6 +256,11 @@ class Settings(BaseSettings):
         if self.run_worker_in_process is None:
             return self.database_url.startswith("sqlite")
         return self.run_worker_in_process
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Console cookies only over https: in production, or when the public URL is https."""
+        return self.env == "production" or self.public_url.startswith("https://")
 
     @property
     def allow_private_webhooks(self) -> bool:

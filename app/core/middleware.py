@@ -17,8 +17,9 @@ access_logger = logging.getLogger("app.access")
 error_logger = logging.getLogger("app.errors")
 
 FORM_PATHS = {"/v1/oauth/token"}
-# HTML forms: the data subject's status page (app.status_page).
-FORM_PATH_PREFIXES = ("/status/",)
+# HTML forms: the console's pages (app.console) and the subject's status page
+# (app.status_page).
+FORM_PATH_PREFIXES = ("/console/", "/status/")
 JSON_TYPES = ("application/json",)
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 

@@ -70,6 +70,7 @@ WID = "/v1/webhooks/{webhook_id}"
 SID = "/v1/suppressions/{suppression_id}"
 DSID = "/v1/data-sources/{source_id}"
 FID = "/v1/calendar-feeds/{feed_id}"
+UID = "/v1/users/{user_id}"
 SUPPRESSION_BODY = {"email": "matrix@example.com", "channels": ["email"]}
 
 # The first column applies to every caller in BAD_TOKEN_CALLERS.
@@ -85,6 +86,13 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("POST", CID + "/disable"):                  (401,         403,         403,     200),
     ("POST", CID + "/enable"):                   (401,         403,         403,     200),
     ("POST", CID + "/rotate-secret"):            (401,         403,         403,     200),
+    # People's console accounts: admins only.
+    ("POST", "/v1/users"):                       (401,         403,         403,     201),
+    ("GET",  "/v1/users"):                       (401,         403,         403,     200),
+    ("GET",  UID):                               (401,         403,         403,     200),
+    ("POST", UID + "/disable"):                  (401,         403,         403,     200),
+    ("POST", UID + "/enable"):                   (401,         403,         403,     200),
+    ("POST", UID + "/reset-password"):           (401,         403,         403,     200),
     ("POST", "/v1/requests"):                    (401,         201,         201,     201),
     ("GET",  "/v1/requests"):                    (401,         200,         200,     200),
     ("POST", "/v1/requests/search"):             (401,         200,         200,     200),
@@ -430,6 +438,12 @@ async def _client_snapshot(
     return [item for item in response.json()["items"] if item["client_id"] == client_id]
 
 
+async def _person_snapshot(client: AsyncClient, admin_headers: dict[str, str], user_id: str) -> Any:
+    response = await client.get(f"/v1/users/{user_id}", headers=admin_headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 async def suppression_in(client: AsyncClient, officer_headers: dict[str, str]) -> str:
     """A suppression entry added by the officer (a fresh address each time)."""
     body = {**SUPPRESSION_BODY, "email": f"matrix-{uuid.uuid4().hex[:8]}@example.com"}
@@ -586,6 +600,18 @@ async def test_authorisation_matrix(
             url = path.replace("{client_id}", client_id)
         elif (method, path) == ("POST", "/v1/clients"):
             kwargs["json"] = {"name": "Matrix CRM", "role": "integration"}
+        elif (method, path) == ("POST", "/v1/users"):
+            kwargs["json"] = {"email": f"m-{uuid.uuid4().hex[:8]}@example.com", "role": "officer"}
+        elif path.startswith(UID):
+            person = await client.post(
+                "/v1/users",
+                headers=admin_headers,
+                json={"email": f"m-{uuid.uuid4().hex[:8]}@example.com", "role": "officer"},
+            )
+            assert person.status_code == 201, person.text
+            client_id = person.json()["id"]
+            before = await _person_snapshot(client, admin_headers, client_id)
+            url = path.replace("{user_id}", client_id)
         elif (method, path) == ("POST", "/v1/requests"):
             kwargs["json"] = request_body()
         elif (method, path) == ("POST", "/v1/requests/search"):
@@ -641,7 +667,10 @@ async def test_authorisation_matrix(
             after = await _webhook_snapshot(client, officer_headers, webhook_id)
             if after != before:
                 mismatches.append(f"{cell}: a refused call changed the webhook endpoint")
-        if expected >= 400 and client_id is not None:
+        if expected >= 400 and client_id is not None and path.startswith(UID):
+            if await _person_snapshot(client, admin_headers, client_id) != before:
+                mismatches.append(f"{cell}: a refused call changed the person's account")
+        elif expected >= 400 and client_id is not None:
             after = await _client_snapshot(client, admin_headers, client_id)
             if after != before:
                 mismatches.append(f"{cell}: a refused call changed the client")

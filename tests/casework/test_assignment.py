@@ -159,3 +159,21 @@ async def test_board_filters_by_owner_me_and_unassigned(
     assert await board(alice_headers, assignee="officer-nobody") == set()
     assert await board(alice_headers, unassigned=True) == {nobodys}
     assert await board(alice_headers, unassigned=False) == {mine, bobs}
+
+
+async def test_a_case_can_be_assigned_to_an_active_person(
+    app: FastAPI, client: AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    from tests.console.helpers import make_person
+
+    alice, alice_headers = await officer(client, admin_headers)
+    person = await make_person(app)
+    created = await create_request(client, alice_headers)
+    response = await assign(client, alice_headers, created["id"], person)
+    assert response.status_code == 200, response.text
+    assert response.json()["assignee"] == person
+    assert (await assign(client, alice_headers, created["id"], alice)).json()["assignee"] == alice
+    disabled = await client.post(f"/v1/users/{person}/disable", headers=admin_headers)
+    assert disabled.status_code == 200
+    assert_problem(await assign(client, alice_headers, created["id"], person), 422)
+    assert_problem(await assign(client, alice_headers, created["id"], "usr_nobody"), 422)

@@ -1,7 +1,7 @@
 """status_page_hits: the status page's rate-limit counters, shared by every API process
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 Create Date: 2026-12-08 10:00:00.000000
 """
 
@@ -13,8 +13,7 @@ from alembic import op
 import app.models
 
 revision: str = "0016"
-# REBASE: down_revision becomes "0015" at merge
-down_revision: str | None = "0014"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
