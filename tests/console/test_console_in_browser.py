@@ -1,0 +1,176 @@
+"""The console and the subject's status page in a real headless Chromium, against a live
+``dsr serve`` (SQLite, demo CRM, its own worker) that sends its mail to a real SMTP server on
+loopback. The pages' screenshots go to ``docs/images/`` for ``docs/console.md``.
+"""
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from app.core.time import utcnow
+from tests.browser import chromium
+from tests.live_server import live_service
+from tests.smtp_server import SmtpServer
+
+ADMIN_ID, ADMIN_SECRET = "browser-admin", "browser-admin-secret-0123456789abcdef"
+SUBJECT = "jane.doe@example.com"  # in the demo CRM, so fulfilment finds her
+NEW_PASSWORD = "a long passphrase nobody guesses 7"
+STATUS_LINK = re.compile(r"https?://[^\s\"'<>]+/status/[A-Za-z0-9._~-]+")
+WAIT_MS = 15_000
+
+
+@dataclass
+class Service:
+    base: str
+    smtp: SmtpServer
+    admin: dict[str, str]
+
+    def api(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        response = httpx.request(
+            method, f"{self.base}{path}", headers=self.admin, timeout=30, **kwargs
+        )  # type: ignore[arg-type]
+        assert response.status_code < 400, response.text
+        return response
+
+    def new_person(self, email: str, role: str = "officer") -> str:
+        """A person's console account; their temporary password."""
+        created = self.api(
+            "POST",
+            "/v1/users",
+            json={
+                "email": email,
+                "name": email.split("@")[0].replace(".", " ").title(),
+                "role": role,
+            },
+        )
+        return str(created.json()["temporary_password"])
+
+    def status_links(self) -> list[str]:
+        """The status-page links in the mail the subject received, oldest first."""
+        links = []
+        for captured in self.smtp.messages:
+            if SUBJECT in captured.rcpt_tos:
+                links += STATUS_LINK.findall(captured.part("text/plain"))
+        return links
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    folder = tmp_path_factory.mktemp("console-browser")
+    with SmtpServer() as smtp:
+        environment = {
+            "DSR_DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'dsr.db'}",
+            "DSR_EXPORT_DIR": str(folder / "exports"),
+            "DSR_DEMO": "true",
+            "DSR_DEMO_CRM_PATH": str(folder / "demo_crm.db"),
+            "DSR_ADMIN_CLIENT_ID": ADMIN_ID,
+            "DSR_ADMIN_CLIENT_SECRET": ADMIN_SECRET,
+            "DSR_SMTP_HOST": "127.0.0.1",
+            "DSR_SMTP_PORT": str(smtp.port),
+            "DSR_SMTP_FROM": "privacy@controller.example",
+            "DSR_BRAND_NAME": "Example Shop privacy team",
+        }
+        with live_service(folder, environment) as live:
+            token = httpx.post(
+                f"{live.base}/v1/oauth/token",
+                data={"grant_type": "client_credentials"},
+                auth=(ADMIN_ID, ADMIN_SECRET),
+                timeout=30,
+            ).json()["access_token"]
+            yield Service(live.base, smtp, {"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(WAIT_MS)
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def log_in(page: Page, base: str, email: str, password: str) -> None:
+    page.goto(f"{base}/console/login")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+
+
+def first_login(page: Page, base: str, email: str, temporary: str) -> None:
+    """Log in with the temporary password and choose one's own, as a new officer does."""
+    log_in(page, base, email, temporary)
+    expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+    page.get_by_label("Current password").fill(temporary)
+    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    page.get_by_label("New password again").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Change password").click()
+
+
+def wait_for_mail(service: Service, count: int) -> list[str]:
+    """Poll until the subject has received ``count`` status links (the worker sends mail)."""
+    deadline = utcnow() + timedelta(seconds=20)
+    while utcnow() < deadline:
+        links = service.status_links()
+        if len(links) >= count:
+            return links
+        httpx.get(f"{service.base}/readyz", timeout=5)  # a short, useful pause
+    raise AssertionError(f"the subject has {len(service.status_links())} status links, not {count}")
+
+
+def test_a_wrong_password_is_refused_and_the_account_limit_holds(
+    service: Service, page: Page
+) -> None:
+    email = "lockout.officer@example.com"
+    temporary = service.new_person(email)
+    log_in(page, service.base, email, "not the password at all")
+    expect(page.locator("#login-error")).to_have_text(
+        "The email address or password is not correct."
+    )
+    for _ in range(4):
+        log_in(page, service.base, email, "still not the password")
+    # Locked now: the right password is refused too, and no session is opened.
+    log_in(page, service.base, email, temporary)
+    locked = page.locator("#login-error").inner_text()
+    assert locked.startswith("Too many failed attempts")
+    assert page.url.startswith(f"{service.base}/console/login")
+    assert not [cookie for cookie in page.context.cookies() if cookie["name"] == "dsr_session"]
+    # An address with no account is answered the same way: nothing tells them apart.
+    for _ in range(6):
+        log_in(page, service.base, "nobody.here@example.com", "whatever it is")
+    assert page.locator("#login-error").inner_text() == locked
+
+
+def test_a_form_posted_without_its_csrf_token_is_refused(service: Service, page: Page) -> None:
+    email = "csrf.officer@example.com"
+    first_login(page, service.base, email, service.new_person(email))
+    expect(
+        page.get_by_role("link", name="Log out").or_(page.get_by_role("button", name="Log out"))
+    ).to_be_visible()
+    # The same browser, its session cookie sent, but no token in the form.
+    refused = page.request.post(f"{service.base}/console/logout", form={})
+    assert refused.status == 403
+    forged = page.request.post(f"{service.base}/console/logout", form={"csrf_token": "forged"})
+    assert forged.status == 403
+    # Still logged in: the refused posts changed nothing.
+    page.goto(f"{service.base}/console/account")
+    expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+
+
+def test_cookie_flags_in_the_browser(service: Service, page: Page) -> None:
+    email = "cookie.officer@example.com"
+    first_login(page, service.base, email, service.new_person(email))
+    [session] = [cookie for cookie in page.context.cookies() if cookie["name"] == "dsr_session"]
+    assert session["httpOnly"] is True
+    assert session["sameSite"] == "Lax"
+    assert page.evaluate("document.cookie").find("dsr_session") == -1
