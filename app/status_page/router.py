@@ -140,6 +140,30 @@ async def confirm_code(
     return _redirect(request, token, outcome)
 
 
+@router.post("/{token}/send-code", response_class=HTMLResponse)
+async def send_code(
+    token: str,
+    request: Request,
+    session: SessionDep,
+    sessionmaker: SessionmakerDep,
+    settings: SettingsDep,
+    now: NowDep,
+    form_token: FormField = "",
+) -> Response:
+    """Email the subject a (new) verification code (as ``.../verification``, email_code)."""
+    if refused := await _too_many(request, sessionmaker, settings, now, token):
+        return refused
+    dsr = await service.request_for_token(
+        session, token=token, settings=settings, now=now, lock=True
+    )
+    if dsr is None:
+        return _not_found(request, settings)
+    if not status_link.form_token_valid(token, form_token, settings):
+        return _html("refused.html", {}, request=request, settings=settings, status_code=403)
+    outcome = await service.send_code(session, settings=settings, dsr=dsr, now=now)
+    return _redirect(request, token, outcome)
+
+
 @router.post("/{token}/reply", response_class=HTMLResponse)
 async def reply(
     token: str,

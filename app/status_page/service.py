@@ -23,11 +23,12 @@ from app.core.crypto import keyed_hash
 from app.core.errors import AppError
 from app.correspondence import service as correspondence
 from app.correspondence.schemas import ReplyCreate
-from app.enums import PauseReason, RequestStatus
+from app.enums import PauseReason, RequestStatus, VerificationMethod
 from app.exports import service as exports
 from app.mail.status_link import verify_status_token
 from app.models import DsrRequest, StatusPageHit
 from app.requests import legal_clock, lifecycle
+from app.requests.identity_policy import allowed_methods
 from app.requests.rejection import rejection_notice
 from app.verification import service as verification
 
@@ -128,6 +129,7 @@ class StatusView:
     extended: bool
     verification_pending: bool
     can_confirm_code: bool
+    can_send_code: bool
     can_reply: bool
     can_cancel: bool
     downloads: list[Download] = field(default_factory=list)
@@ -141,6 +143,15 @@ def can_confirm_code(dsr: DsrRequest) -> bool:
         dsr.status == RequestStatus.AWAITING_VERIFICATION
         and dsr.verification_method == "email_code"
         and dsr.verification_status == "pending"
+    )
+
+
+def can_send_code(dsr: DsrRequest, settings: Settings) -> bool:
+    """Waiting for identity, an email address to send to, and codes allowed for the type."""
+    return (
+        dsr.status == RequestStatus.AWAITING_VERIFICATION
+        and bool(dsr.subject_email)
+        and VerificationMethod.EMAIL_CODE in allowed_methods(settings, dsr.type)
     )
 
 
@@ -185,6 +196,7 @@ async def status_view(
         extended=dsr.extended,
         verification_pending=dsr.status == RequestStatus.AWAITING_VERIFICATION,
         can_confirm_code=can_confirm_code(dsr),
+        can_send_code=can_send_code(dsr, settings),
         can_reply=can_reply(dsr),
         can_cancel=can_cancel(dsr),
         downloads=sorted(downloads.values(), key=lambda download: download.format),
@@ -208,8 +220,16 @@ OUTCOMES: dict[str, tuple[str, str]] = {
     ),
     "too_many_attempts": (
         "error",
-        "That code was entered wrongly too many times and no longer "
-        "works. Reply to our email to ask for a new one.",
+        "That code was entered wrongly too many times and no longer works. Ask for a new "
+        "one below.",
+    ),
+    "code_sent": (
+        "success",
+        "We have emailed you a code. Enter it below; it works for a short time only.",
+    ),
+    "code_wait": (
+        "error",
+        "We sent you a code very recently. Please check your email, or ask again in a few minutes.",
     ),
     "answered": ("success", "Thank you: we have received your answer."),
     "empty_answer": ("error", "Please write your answer before sending it."),
@@ -244,6 +264,21 @@ async def confirm_code(
         verification.CodeCheck.INVALID: "wrong_code",
         verification.CodeCheck.TOO_MANY_ATTEMPTS: "too_many_attempts",
     }[outcome]
+
+
+async def send_code(
+    session: AsyncSession, *, settings: Settings, dsr: DsrRequest, now: datetime
+) -> str:
+    """A new code by email: the same as ``POST .../verification`` with ``email_code``."""
+    if not can_send_code(dsr, settings):
+        return "not_allowed"
+    try:
+        await verification.send_code(
+            session, settings=settings, dsr=dsr, actor=SUBJECT_ACTOR, now=now
+        )
+    except verification.TooManyCodes:
+        return "code_wait"
+    return "code_sent"
 
 
 async def reply(

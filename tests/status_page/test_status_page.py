@@ -220,6 +220,46 @@ async def test_the_emailed_code_entered_on_the_page_verifies_the_request(
     ]
 
 
+async def test_the_subject_asks_for_a_code_on_the_page_and_confirms_it(
+    app: FastAPI,
+    client: AsyncClient,
+    integration_headers: dict[str, str],
+    officer_headers: dict[str, str],
+) -> None:
+    dsr = await create_request(client, integration_headers, subject=SUBJECT)
+    path = await status_path(app, dsr["id"])
+    before = (await page(client, path)).text
+    assert ">Email me a code</button>" in before and 'id="code-form"' not in before
+    forged = await post_form(client, path, "send-code", form_token="x" * 22)
+    assert forged.status_code == 403
+    assert await mails(app, dsr["id"], "verification_code") == []
+
+    sent = await post_form(client, path, "send-code")
+    assert sent.status_code == 303
+    assert sent.headers["location"] == f"{path}?done=code_sent"
+    [code_mail] = await mails(app, dsr["id"], "verification_code")
+    code = re.search(r"\b(\d{6})\b", text_of(code_mail))
+    assert code
+    shown = (await client.get(sent.headers["location"])).text
+    assert "We have emailed you a code" in shown
+    assert 'id="code-form"' in shown and ">Email me a new code</button>" in shown
+    # Asking again at once is held back by the resend cooldown, as through the API.
+    again = await post_form(client, path, "send-code")
+    assert again.headers["location"] == f"{path}?done=code_wait"
+    assert len(await mails(app, dsr["id"], "verification_code")) == 1
+
+    right = await post_form(client, path, "verify", code=code.group(1))
+    assert right.headers["location"] == f"{path}?done=verified"
+    assert (await get_request(client, officer_headers, dsr["id"]))["status"] == "in_progress"
+    trail = [
+        (event["type"], event["actor"])
+        for event in await events(client, officer_headers, dsr["id"])
+    ]
+    assert ("request.verification_requested", "subject") in trail
+    # Verified: nothing more to ask for.
+    assert "Email me" not in (await page(client, path)).text
+
+
 async def test_an_answer_on_the_page_restarts_the_clock_as_a_recorded_reply_does(
     app: FastAPI,
     client: AsyncClient,
