@@ -353,15 +353,12 @@ async def endpoint_health(
     if not endpoint_ids:
         return {}
     wanted = col(WebhookDelivery.endpoint_id).in_(endpoint_ids)
-    counts = dict(
-        (
-            await session.execute(
-                select(col(WebhookDelivery.endpoint_id), func.count())
-                .where(wanted, failing())
-                .group_by(col(WebhookDelivery.endpoint_id))
-            )
-        ).tuples()
+    counted = await session.execute(
+        select(col(WebhookDelivery.endpoint_id), func.count())
+        .where(wanted, failing())
+        .group_by(col(WebhookDelivery.endpoint_id))
     )
+    counts = {endpoint_id: int(count) for endpoint_id, count in counted}
     newest_first = func.row_number().over(
         partition_by=col(WebhookDelivery.endpoint_id),
         order_by=(col(WebhookDelivery.created_at).desc(), col(WebhookDelivery.id).desc()),
