@@ -16,6 +16,7 @@ from app.auth import router as auth_api
 from app.auth.clients import ensure_bootstrap_admin
 from app.auth.revocation import ActiveClients
 from app.casework import router as casework_api
+from app.console import pages as console_reports
 from app.console import router as console_pages
 from app.core.api_docs import install_api_docs
 from app.core.config import Settings, get_settings, settings_problems
@@ -274,6 +275,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     # The officers' console: HTML pages, not in the OpenAPI document.
     console_pages.install(app)
+    app.include_router(console_reports.router)
     install_complete_openapi(app)
     return app
 

@@ -13,9 +13,10 @@ import base64
 import re
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -315,6 +316,82 @@ async def retry_delivery(
     await session.flush()
     attempts = await _attempts_by_delivery(session, [delivery.id])
     return delivery, attempts[delivery.id]
+
+
+def failing() -> ColumnElement[bool]:
+    """A delivery that failed for good, or whose last attempt failed and waits to be retried."""
+    return or_(
+        col(WebhookDelivery.status) == "failed",
+        and_(col(WebhookDelivery.status) == "pending", col(WebhookDelivery.attempt_count) > 0),
+    )
+
+
+def is_failing(delivery: WebhookDelivery) -> bool:
+    """``failing()`` for a loaded delivery."""
+    return delivery.status == "failed" or (
+        delivery.status == "pending" and delivery.attempt_count > 0
+    )
+
+
+@dataclass(frozen=True)
+class EndpointHealth:
+    """How an endpoint's deliveries are going: its newest delivery, and how many are failing."""
+
+    last_status: str | None = None
+    last_attempt_count: int = 0
+    last_status_code: int | None = None
+    last_error: str | None = None
+    last_created_at: datetime | None = None
+    failing: int = 0
+
+
+async def endpoint_health(
+    session: AsyncSession, *, endpoint_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, EndpointHealth]:
+    """For each endpoint: its newest delivery's outcome and its count of failing deliveries
+    (two grouped queries, whatever the number of endpoints)."""
+    if not endpoint_ids:
+        return {}
+    wanted = col(WebhookDelivery.endpoint_id).in_(endpoint_ids)
+    counted = await session.execute(
+        select(col(WebhookDelivery.endpoint_id), func.count())
+        .where(wanted, failing())
+        .group_by(col(WebhookDelivery.endpoint_id))
+    )
+    counts = {endpoint_id: int(count) for endpoint_id, count in counted}
+    newest_first = func.row_number().over(
+        partition_by=col(WebhookDelivery.endpoint_id),
+        order_by=(col(WebhookDelivery.created_at).desc(), col(WebhookDelivery.id).desc()),
+    )
+    ranked = (
+        select(
+            col(WebhookDelivery.endpoint_id).label("endpoint_id"),
+            col(WebhookDelivery.status).label("status"),
+            col(WebhookDelivery.attempt_count).label("attempt_count"),
+            col(WebhookDelivery.last_status_code).label("last_status_code"),
+            col(WebhookDelivery.last_error).label("last_error"),
+            col(WebhookDelivery.created_at).label("created_at"),
+            newest_first.label("rank"),
+        )
+        .where(wanted)
+        .subquery()
+    )
+    newest = {
+        row.endpoint_id: row
+        for row in await session.execute(select(ranked).where(ranked.c.rank == 1))
+    }
+    health = {}
+    for endpoint_id in endpoint_ids:
+        row = newest.get(endpoint_id)
+        health[endpoint_id] = EndpointHealth(
+            last_status=row.status if row else None,
+            last_attempt_count=row.attempt_count if row else 0,
+            last_status_code=row.last_status_code if row else None,
+            last_error=row.last_error if row else None,
+            last_created_at=row.created_at if row else None,
+            failing=int(counts.get(endpoint_id, 0)),
+        )
+    return health
 
 
 # ---------------------------------------------------------------- as shown
