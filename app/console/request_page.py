@@ -2,6 +2,7 @@
 as the API (request_public, the audit trail, notes, messages, tasks, exports, the plan), and
 which actions its status allows (``lifecycle.allowed_actions``)."""
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -93,17 +94,38 @@ class TimelineEntry:
     data: dict[str, Any]
 
 
+async def load_plan(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    request_id: uuid.UUID,
+    settings: Settings,
+    now: datetime,
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The dry-run plan (as ``GET /v1/requests/{id}/plan``), or why there is none.
+
+    It asks every source, in a short transaction of its own: call it while the page's own
+    session holds no transaction (SQLite's write lock would make it wait).
+    """
+    try:
+        plan = await planning.plan_request(
+            sessionmaker, settings=settings, request_id=request_id, now=now
+        )
+    except AppError as refused:
+        return None, refused.detail
+    return plan, None
+
+
 async def page_context(
     session: AsyncSession,
-    sessionmaker: async_sessionmaker[AsyncSession],
     *,
     dsr: DsrRequest,
     principal: Principal,
     settings: Settings,
     now: datetime,
-    show_plan: bool = False,
+    plan: dict[str, Any] | None = None,
+    plan_error: str | None = None,
 ) -> dict[str, Any]:
-    """Everything the request page shows (the plan only when asked for: it asks the sources)."""
+    """Everything the request page shows (with the plan, when ``load_plan`` was asked)."""
     history = await subject_history(session, settings=settings, dsr=dsr, now=now)
     public = requests.request_public(dsr, settings, now, history=history)
     names = await people_names(session)
@@ -118,15 +140,6 @@ async def page_context(
         offered.remove(lifecycle.Action.EXTEND)
     if lifecycle.Action.FULFIL in offered and dsr.fulfilment_status in BUSY:
         offered.remove(lifecycle.Action.FULFIL)
-    plan: dict[str, Any] | None = None
-    plan_error: str | None = None
-    if show_plan:
-        try:
-            plan = await planning.plan_request(
-                sessionmaker, settings=settings, request_id=dsr.id, now=now
-            )
-        except AppError as refused:
-            plan_error = refused.detail
     needs_approval = approval.needs_approval(settings, dsr)
     state, state_detail = clock_state(dsr)
     return {

@@ -106,15 +106,22 @@ async def _page(
     status_code: int = 200,
     show_plan: bool = False,
 ) -> HTMLResponse:
+    plan, plan_error = None, None
+    if show_plan:
+        # The plan reads in a transaction of its own: end this one (the session's touch).
+        await session.commit()
+        plan, plan_error = await request_page.load_plan(
+            sessionmaker, request_id=request_id, settings=settings, now=now
+        )
     dsr = await _load(session, person, request_id, fresh=error is not None)
     context = await request_page.page_context(
         session,
-        sessionmaker,
         dsr=dsr,
         principal=person.principal,
         settings=settings,
         now=now,
-        show_plan=show_plan,
+        plan=plan,
+        plan_error=plan_error,
     )
     context.update(message=message, error=error, error_section=error_section)
     return render(request, "request.html", context, person=person, status_code=status_code)
@@ -182,12 +189,13 @@ async def _act(
     section: str,
     work: Work,
     lock: bool = True,
+    load: bool = True,
 ) -> Response:
     """Run ``work`` on the (locked) request; 303 back with ``done``, or the page with the
-    refusal (the transaction rolled back)."""
-    dsr = await _load(session, person, request_id, for_update=lock)
+    refusal (the transaction rolled back). ``load=False``: ``work`` loads it itself."""
+    dsr = await _load(session, person, request_id, for_update=lock) if load else None
     try:
-        await work(dsr)
+        await work(dsr)  # type: ignore[arg-type]
     except AppError as refused:
         await session.rollback()
         return await _page(
@@ -525,7 +533,9 @@ async def approve(
             now=now,
         )
 
-    # approve() reads and locks the request itself, after planning outside any transaction.
+    # approve() plans in a transaction of its own, then reads and locks the request: end
+    # this session's transaction first (SQLite's write lock would make the plan wait).
+    await session.commit()
     return await _act(
         request,
         person,
@@ -538,6 +548,7 @@ async def approve(
         section="plan",
         work=work,
         lock=False,
+        load=False,
     )
 
 
