@@ -1,8 +1,8 @@
 """Reading requests: the request as shown, the deadline board and the audit trail."""
 
 from dataclasses import dataclass
-from typing import Any
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -205,9 +205,7 @@ async def list_by_urgency(
     due_date = col(DsrRequest.due_date)
     query = (
         filtered_query(principal=principal, filters=filters, settings=settings, now=now)
-        .order_by(
-            due_date.is_(None), due_date, col(DsrRequest.received_at), col(DsrRequest.id)
-        )
+        .order_by(due_date.is_(None), due_date, col(DsrRequest.received_at), col(DsrRequest.id))
         .offset(max(offset, 0))
         .limit(limit + 1)
     )
