@@ -1,5 +1,5 @@
 """The console's pages: log in (password, then a TOTP code when on), log out, the person's
-account, the board (placeholder), the admins' user pages, and the one stylesheet.
+account, taking a case from the board, the admins' user pages, and the one stylesheet.
 
 Every POST takes ``CsrfForm`` (or checks the login form's token); none of these routes is
 in the OpenAPI document (they are pages, not API).
@@ -18,7 +18,7 @@ from app.accounts import passwords, sessions, totp
 from app.accounts import service as accounts
 from app.auth.scopes import Role
 from app.casework import assignment
-from app.console import board
+from app.console import requests as request_pages
 from app.console.deps import (
     ACCOUNT_PATH,
     HOME_PATH,
@@ -255,16 +255,7 @@ async def logout(
     return response
 
 
-# ---------------------------------------------------------------- board (placeholder)
-
-
-@router.get("")
-async def board_page(
-    request: Request, person: ConsoleUser, session: SessionDep, settings: SettingsDep, now: NowDep
-) -> HTMLResponse:
-    """The board: open requests, soonest deadline first."""
-    rows = await board.open_requests(session, settings=settings, now=now)
-    return render(request, "board.html", {"rows": rows}, person=person)
+# ---------------------------------------------------------------- the board's quick action
 
 
 @router.post("/requests/{request_id}/assign-to-me")
@@ -527,3 +518,5 @@ def install(app: FastAPI) -> None:
     """Add the console's pages and its error pages to ``app``."""
     install_console_errors(app)
     app.include_router(router)
+    # The board (/console) and the request pages.
+    app.include_router(request_pages.router)

@@ -1,64 +1,25 @@
 """Access and portability packs: list them, download them, and the subject's own link."""
 
-from collections.abc import AsyncIterator
-from datetime import datetime
-from typing import IO, Annotated, Any
+from typing import Annotated, Any
 
-from anyio import to_thread
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.deps import Reader, TokenFirstRoute
-from app.core.config import Settings
 from app.core.deps import NowDep, SessionDep, SettingsDep
 from app.core.errors import AUTH_ERRORS, NOT_FOUND, VALIDATION, problem_response
 from app.core.pagination import Page
 from app.core.strict_query import StrictQuery
-from app.exports import service
+from app.exports import download, service
 from app.exports.schemas import ExportFormat, ExportPublic
-from app.models import DsrRequest, Export
 from app.requests.deps import RequestDep
 
 router = APIRouter(tags=["Exports"], route_class=TokenFirstRoute)
-
-_CHUNK = 1 << 20
-
 
 FILE_CONTENT: dict[str, Any] = {
     "application/json": {"schema": {"type": "string", "format": "binary"}},
     "application/zip": {"schema": {"type": "string", "format": "binary"}},
 }
-
-
-async def _chunks(file: IO[bytes]) -> AsyncIterator[bytes]:
-    # Reads off the event loop, a chunk at a time: memory stays flat whatever the size.
-    try:
-        while chunk := await to_thread.run_sync(file.read, _CHUNK):
-            yield chunk
-    finally:
-        file.close()
-
-
-async def _stream(
-    export: Export,
-    dsr: DsrRequest,
-    *,
-    session: AsyncSession,
-    settings: Settings,
-    now: datetime,
-    actor: str,
-) -> StreamingResponse:
-    file, size = service.open_export(export, settings)
-    try:
-        await service.record_download(
-            session, export=export, dsr=dsr, settings=settings, now=now, actor=actor
-        )
-    except BaseException:
-        file.close()
-        raise
-    headers = {**service.download_headers(export), "Content-Length": str(size)}
-    return StreamingResponse(_chunks(file), media_type=service.media_type(export), headers=headers)
 
 
 @router.get(
@@ -140,7 +101,7 @@ async def download_export(
     export = await service.latest_export(
         session, dsr=dsr, export_format=export_format.value, now=now
     )
-    return await _stream(
+    return await download.stream_export(
         export, dsr, session=session, settings=settings, now=now, actor=principal.client_id
     )
 
@@ -168,6 +129,6 @@ async def download_by_link(
     the request's audit trail.
     """
     export, dsr = await service.export_by_link(session, token=token, settings=settings, now=now)
-    return await _stream(
+    return await download.stream_export(
         export, dsr, session=session, settings=settings, now=now, actor=service.DOWNLOAD_ACTOR
     )

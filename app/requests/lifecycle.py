@@ -55,9 +55,14 @@ ALLOWED_FROM: dict[Action, frozenset[RequestStatus]] = {
 }
 
 
+def allowed_actions(dsr: DsrRequest) -> frozenset[Action]:
+    """The actions the request's current status allows (the console offers only these)."""
+    return frozenset(action for action, allowed in ALLOWED_FROM.items() if dsr.status in allowed)
+
+
 def ensure_allowed(dsr: DsrRequest, action: Action) -> None:
     allowed = ALLOWED_FROM[action]
-    if dsr.status not in allowed:
+    if action not in allowed_actions(dsr):
         raise InvalidTransition(
             f"Cannot {action.value} a request whose status is {dsr.status}.",
             extra={"current_status": dsr.status, "allowed_from": sorted(allowed)},

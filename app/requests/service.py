@@ -2,8 +2,9 @@
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, not_, or_, select
+from sqlalchemy import ColumnElement, Select, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -125,6 +126,8 @@ class RequestFilters:
     assignee: str | None = None
     unassigned: bool | None = None
     duplicates: bool | None = None
+    # True: open requests only (awaiting verification, in progress, paused).
+    open_only: bool | None = None
 
 
 def _holds(condition: ColumnElement[bool], wanted: bool) -> ColumnElement[bool]:
@@ -143,6 +146,14 @@ async def list_requests(
     cursor: str | None,
 ) -> tuple[list[DsrRequest], str | None]:
     """Newest first, keyset-paginated on (created_at, id)."""
+    query = filtered_query(principal=principal, filters=filters, settings=settings, now=now)
+    return await pagination.newest_first(session, query, DsrRequest, limit=limit, cursor=cursor)
+
+
+def filtered_query(
+    *, principal: Principal, filters: RequestFilters, settings: Settings, now: datetime
+) -> Select[Any]:
+    """The requests ``principal`` may see that match ``filters`` (unordered)."""
     query = select(DsrRequest)
     if not principal.sees_all_requests:
         query = query.where(col(DsrRequest.submitted_by) == principal.client_id)
@@ -170,7 +181,36 @@ async def list_requests(
     if filters.duplicates is not None:
         flag = col(DsrRequest.possible_duplicate_of)
         query = query.where(flag.is_not(None) if filters.duplicates else flag.is_(None))
-    return await pagination.newest_first(session, query, DsrRequest, limit=limit, cursor=cursor)
+    if filters.open_only:
+        query = query.where(col(DsrRequest.status).in_(legal_clock.OPEN_STATUSES))
+    return query
+
+
+async def list_by_urgency(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    filters: RequestFilters,
+    settings: Settings,
+    now: datetime,
+    limit: int,
+    offset: int,
+) -> tuple[list[DsrRequest], bool]:
+    """One page of the matching requests, soonest due first (overdue ones lead, those with
+    no clock yet come last; then oldest received), and whether more follow.
+
+    Paged by offset, not keyset: officers page through a board of a few hundred open cases,
+    and a due date that is NULL for many rows makes a keyset awkward.
+    """
+    due_date = col(DsrRequest.due_date)
+    query = (
+        filtered_query(principal=principal, filters=filters, settings=settings, now=now)
+        .order_by(due_date.is_(None), due_date, col(DsrRequest.received_at), col(DsrRequest.id))
+        .offset(max(offset, 0))
+        .limit(limit + 1)
+    )
+    rows = list((await session.execute(query)).scalars())
+    return rows[:limit], len(rows) > limit
 
 
 async def list_events(
