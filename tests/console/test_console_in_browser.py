@@ -13,7 +13,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from app.core.time import utcnow
-from tests.browser import chromium
+from tests.browser import chromium, save_screenshot
+from tests.factories import identity_assertion
 from tests.live_server import live_service
 from tests.smtp_server import SmtpServer
 
@@ -174,3 +175,122 @@ def test_cookie_flags_in_the_browser(service: Service, page: Page) -> None:
     assert session["httpOnly"] is True
     assert session["sameSite"] == "Lax"
     assert page.evaluate("document.cookie").find("dsr_session") == -1
+
+
+def _seed_requests(service: Service) -> tuple[str, str]:
+    """An overdue request (an integration vouched for the subject 40 days ago, so its clock
+    ran from receipt) and a letter received today, waiting for an identity check."""
+    integration = service.api(
+        "POST", "/v1/clients", json={"name": "Shop CRM", "role": "integration"}
+    ).json()
+    token = httpx.post(
+        f"{service.base}/v1/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(integration["client_id"], integration["client_secret"]),
+        timeout=30,
+    ).json()["access_token"]
+    overdue = httpx.post(
+        f"{service.base}/v1/requests",
+        headers={"Authorization": f"Bearer {token}"},
+        json={
+            "type": "access",
+            "subject": {"email": SUBJECT},
+            "channel": "web",
+            "received_at": (utcnow() - timedelta(days=40)).isoformat(),
+            "identity_assertion": identity_assertion(
+                integration["client_id"], integration["client_secret"], SUBJECT
+            ),
+        },
+        timeout=30,
+    )
+    assert overdue.status_code == 201, overdue.text
+    assert overdue.json()["deadline"]["overdue"] is True
+    letter = service.api(
+        "POST",
+        "/v1/requests",
+        json={"type": "erasure", "subject": {"email": SUBJECT}, "channel": "post"},
+    ).json()
+    return overdue.json()["id"], letter["id"]
+
+
+def _open_request(page: Page, tab: str, request_id: str) -> None:
+    page.get_by_role("link", name=tab, exact=True).click()
+    page.get_by_role("link", name=request_id[:8]).first.click()
+    expect(page.locator("section[aria-labelledby=summary]")).to_contain_text(request_id)
+
+
+def test_an_officer_and_the_subject_work_a_request_through(
+    service: Service, browser: Browser, page: Page
+) -> None:
+    overdue_id, letter_id = _seed_requests(service)
+    email = "olivia.officer@example.com"
+    first_login(page, service.base, email, service.new_person(email))
+
+    # The board: the overdue request is flagged, in words as well as colour.
+    page.goto(f"{service.base}/console")
+    page.get_by_role("link", name="Overdue", exact=True).click()
+    row = page.get_by_role("row").filter(has_text=overdue_id[:8])
+    expect(row).to_contain_text("Overdue")
+    save_screenshot(page, "console-board")
+
+    # The letter: the officer saw a passport; the clock starts today.
+    _open_request(page, "Awaiting verification", letter_id)
+    page.get_by_label("Document type").select_option("passport")
+    page.get_by_label("Business address confirmed").check()
+    page.get_by_label("Result").select_option("passed")
+    page.get_by_role("button", name="Record document check").click()
+    expect(page.locator("#clock-state")).to_have_text("Clock running")
+
+    # The overdue request: a question to the subject stops its clock.
+    page.goto(f"{service.base}/console")
+    _open_request(page, "Overdue", overdue_id)
+    mails_before = len(service.status_links())
+    page.get_by_label("Kind").select_option("clarification")
+    page.get_by_label("Message to the subject").fill(
+        "Which of your two accounts should we search: the shop or the newsletter?"
+    )
+    page.get_by_role("button", name="Send message").click()
+    expect(page.locator("#clock-state")).to_have_text("Clock stopped")
+    save_screenshot(page, "console-request")
+
+    # The subject follows the link in the question's mail, and answers on the page.
+    link = wait_for_mail(service, mails_before + 1)[-1]
+    assert link.startswith(service.base)
+    subject_context = browser.new_context(viewport={"width": 390, "height": 844})
+    subject_context.set_default_timeout(WAIT_MS)
+    subject_page = subject_context.new_page()
+    subject_page.goto(link)
+    expect(subject_page.get_by_role("heading", level=1)).to_be_visible()
+    assert overdue_id in subject_page.content()
+    save_screenshot(subject_page, "status-page")
+    subject_page.get_by_label("Your answer").fill("The shop account, please.")
+    subject_page.get_by_role("button", name="Send answer").click()
+    expect(subject_page.locator("#status")).not_to_contain_text("answer")
+    subject_context.close()
+
+    # Back in the console: the clock runs again, and the officer fulfils the request.
+    page.reload()
+    expect(page.locator("#clock-state")).to_have_text("Clock running")
+    page.get_by_role("button", name="Fulfil", exact=True).click()
+    deadline = utcnow() + timedelta(seconds=30)
+    summary = page.locator("section[aria-labelledby=summary]")
+    while "completed" not in summary.inner_text().lower():
+        assert utcnow() < deadline, summary.inner_text()
+        page.wait_for_timeout(500)
+        page.reload()
+    events = service.api("GET", f"/v1/requests/{overdue_id}/events").json()["items"]
+    kinds = [event["type"] for event in events]
+    for kind in ("request.paused", "request.resumed", "request.completed"):
+        assert kind in kinds, kinds
+    # Done in the console, audited as the person who did it.
+    officer_events = [event for event in events if event["type"] == "request.paused"]
+    assert officer_events[0]["actor"].startswith("usr_")
+
+    # The figures for the regulator, with this month's completed request in the chart.
+    page.get_by_role("link", name="Reports", exact=True).click()
+    expect(page.get_by_role("heading", name="Reports", level=1)).to_be_visible()
+    expect(page.locator("svg.chart")).to_be_visible()
+    # The last twelve months and this one; this month's bar holds the letter.
+    expect(page.locator("svg.chart rect")).to_have_count(13)
+    assert float(page.locator("svg.chart rect").last.get_attribute("height") or 0) > 0
+    save_screenshot(page, "console-reports")
