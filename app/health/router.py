@@ -1,6 +1,6 @@
-"""Liveness and readiness probes (no authentication, no data)."""
+"""Liveness and readiness probes (no authentication, no data), and the browsers' favicon."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -27,3 +27,9 @@ async def readyz(session: SessionDep) -> dict[str, str]:
             "The database cannot be reached.", headers={"Retry-After": "1"}
         ) from None
     return {"status": "ready"}
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> Response:
+    """No icon: browsers ask for one on every page; an empty answer keeps their logs clean."""
+    return Response(status_code=204, headers={"Cache-Control": "public, max-age=86400"})

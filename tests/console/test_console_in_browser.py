@@ -294,3 +294,17 @@ def test_an_officer_and_the_subject_work_a_request_through(
     expect(page.locator("svg.chart rect")).to_have_count(13)
     assert float(page.locator("svg.chart rect").last.get_attribute("height") or 0) > 0
     save_screenshot(page, "console-reports")
+
+
+def test_the_pages_load_without_a_failed_resource_or_a_blocked_script(
+    service: Service, page: Page
+) -> None:
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text))
+    page.on("requestfailed", lambda request: problems.append(f"failed: {request.url}"))
+    email = "clean.officer@example.com"
+    first_login(page, service.base, email, service.new_person(email))
+    for path in ("/console", "/console/reports", "/console/suppression", "/console/account"):
+        page.goto(f"{service.base}{path}")
+        expect(page.get_by_role("heading", level=1)).to_be_visible()
+    assert problems == []
