@@ -1,4 +1,4 @@
-"""The board's view-model: its tabs, the traffic light, the people who own cases, and one page
+"""The board (``/console``): its tabs, the traffic light, the people who own cases, and one page
 of requests, most urgent first (``app.requests.service.list_by_urgency``)."""
 
 import uuid
@@ -7,16 +7,22 @@ from datetime import date, datetime
 from enum import StrEnum
 from urllib.parse import urlencode
 
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.accounts.service import is_user_id
 from app.auth.scopes import Principal
+from app.console.deps import ConsoleUser, render
 from app.core.config import Settings
+from app.core.deps import NowDep, SessionDep, SettingsDep
 from app.enums import RequestStatus, RequestType
 from app.models import DsrRequest, User
 from app.requests import legal_clock, service
+
+router = APIRouter(prefix="/console", include_in_schema=False)
 
 PAGE_SIZE = 50
 
@@ -239,4 +245,44 @@ def _row(dsr: DsrRequest, settings: Settings, now: datetime, names: dict[str, st
         light=traffic_light(deadline.days_left, deadline.overdue),
         owner=display_name(dsr.assignee, names) if dsr.assignee else "nobody",
         duplicate_of=dsr.possible_duplicate_of,
+    )
+
+
+# ---------------------------------------------------------------- the page
+
+
+@router.get("")
+async def board_view(
+    request: Request,
+    person: ConsoleUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    now: NowDep,
+    tab: str | None = None,
+    type: str | None = None,
+    status: str | None = None,
+    assignee: str | None = None,
+    duplicates: str | None = None,
+    page: str | None = None,
+) -> HTMLResponse:
+    """The board: requests by tab and filters, the most urgent first."""
+    query = BoardQuery.parse(
+        tab=tab, type=type, status=status, assignee=assignee, duplicates=duplicates, page=page
+    )
+    rows, more = await board_page(
+        session, principal=person.principal, query=query, settings=settings, now=now
+    )
+    return render(
+        request,
+        "board.html",
+        {
+            "rows": rows,
+            "more": more,
+            "query": query,
+            "tabs": TABS,
+            "types": [value.value for value in RequestType],
+            "statuses": [value.value for value in RequestStatus],
+            "people": await assignable_people(session),
+        },
+        person=person,
     )

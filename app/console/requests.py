@@ -1,5 +1,5 @@
-"""The console's board (``/console``) and request page (``/console/requests/{id}``), with a
-form for every officer action on a case.
+"""The console's request page (``/console/requests/{id}``), with a form for every officer
+action on a case.
 
 Each POST is CSRF-checked (``CsrfForm``), builds the same body model the API route takes,
 calls the same service with the signed-in person as actor, and answers 303 back to the
@@ -9,29 +9,29 @@ its status, the transaction rolled back; nothing typed into a form is logged or 
 
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import FormData
 
 from app.casework import assignment, notes
 from app.casework.schemas import NoteCreate
-from app.console import board, request_page
+from app.console import request_page
 from app.console.deps import ConsoleError, ConsolePerson, ConsoleUser, CsrfForm, redirect, render
+from app.core.config import Settings
 from app.core.deps import NowDep, SessionDep, SessionmakerDep, SettingsDep
 from app.core.errors import AppError
 from app.correspondence import service as correspondence
 from app.correspondence.schemas import MessageCreate, ReplyCreate
-from app.enums import RequestStatus, RequestType
-from app.exports import download
-from app.exports import service as exports
 from app.fulfilment import approval
 from app.fulfilment import service as fulfilment
 from app.fulfilment.schemas import FulfilBody
-from app.models import DsrRequest, Export
+from app.models import DsrRequest
 from app.requests import lifecycle
 from app.requests.deps import visible_request
 from app.requests.schemas import CompleteBody, ExtendBody, PauseBody, RejectBody
@@ -48,106 +48,68 @@ def request_path(request_id: uuid.UUID) -> str:
     return f"/console/requests/{request_id}"
 
 
-# ---------------------------------------------------------------- the board
-
-
-@router.get("")
-async def board_page(
-    request: Request,
-    person: ConsoleUser,
-    session: SessionDep,
-    settings: SettingsDep,
-    now: NowDep,
-    tab: str | None = None,
-    type: str | None = None,
-    status: str | None = None,
-    assignee: str | None = None,
-    duplicates: str | None = None,
-    page: str | None = None,
-) -> HTMLResponse:
-    """The board: requests by tab and filters, the most urgent first."""
-    query = board.BoardQuery.parse(
-        tab=tab, type=type, status=status, assignee=assignee, duplicates=duplicates, page=page
-    )
-    rows, more = await board.board_page(
-        session, principal=person.principal, query=query, settings=settings, now=now
-    )
-    return render(
-        request,
-        "board.html",
-        {
-            "rows": rows,
-            "more": more,
-            "query": query,
-            "tabs": board.TABS,
-            "types": [value.value for value in RequestType],
-            "statuses": [value.value for value in RequestStatus],
-            "people": await board.assignable_people(session),
-        },
-        person=person,
-    )
-
-
 # ---------------------------------------------------------------- the request page
 
 
-async def _page(
-    request: Request,
-    person: ConsolePerson,
-    session: SessionDep,
-    sessionmaker: SessionmakerDep,
-    settings: SettingsDep,
-    now: datetime,
-    request_id: uuid.UUID,
-    *,
-    message: str | None = None,
-    error: str | None = None,
-    error_section: str | None = None,
-    status_code: int = 200,
-    show_plan: bool = False,
-) -> HTMLResponse:
-    plan, plan_error = None, None
-    if show_plan:
-        # The plan reads in a transaction of its own: end this one (the session's touch).
-        await session.commit()
-        plan, plan_error = await request_page.load_plan(
-            sessionmaker, request_id=request_id, settings=settings, now=now
+@dataclass(frozen=True)
+class CasePage:
+    """One case as the signed-in person sees it, and what its page needs to render."""
+
+    request: Request
+    request_id: uuid.UUID
+    person: ConsolePerson
+    session: AsyncSession
+    sessionmaker: async_sessionmaker[AsyncSession]
+    settings: Settings
+    now: datetime
+
+    async def load(self, *, for_update: bool = False, fresh: bool = False) -> DsrRequest:
+        """The request if this person may see it; else the 404 page."""
+        try:
+            if fresh:
+                # After a rollback: read the row again, never the refused change.
+                found = await self.session.get(DsrRequest, self.request_id, populate_existing=True)
+                if found is not None:
+                    return found
+            return await visible_request(
+                self.session, self.person.principal, self.request_id, for_update=for_update
+            )
+        except AppError:
+            raise ConsoleError(404, "No such request.") from None
+
+    async def page(
+        self,
+        *,
+        message: str | None = None,
+        error: str | None = None,
+        error_section: str | None = None,
+        status_code: int = 200,
+        show_plan: bool = False,
+    ) -> HTMLResponse:
+        plan, plan_error = None, None
+        if show_plan:
+            # The plan reads in a transaction of its own: end this one (the session's touch).
+            await self.session.commit()
+            plan, plan_error = await request_page.load_plan(
+                self.sessionmaker, request_id=self.request_id, settings=self.settings, now=self.now
+            )
+        dsr = await self.load(fresh=error is not None)
+        context = await request_page.page_context(
+            self.session,
+            dsr=dsr,
+            principal=self.person.principal,
+            settings=self.settings,
+            now=self.now,
+            plan=plan,
+            plan_error=plan_error,
         )
-    dsr = await _load(session, person, request_id, fresh=error is not None)
-    context = await request_page.page_context(
-        session,
-        dsr=dsr,
-        principal=person.principal,
-        settings=settings,
-        now=now,
-        plan=plan,
-        plan_error=plan_error,
-    )
-    context.update(message=message, error=error, error_section=error_section)
-    return render(request, "request.html", context, person=person, status_code=status_code)
+        context.update(message=message, error=error, error_section=error_section)
+        return render(
+            self.request, "request.html", context, person=self.person, status_code=status_code
+        )
 
 
-async def _load(
-    session: SessionDep,
-    person: ConsolePerson,
-    request_id: uuid.UUID,
-    *,
-    for_update: bool = False,
-    fresh: bool = False,
-) -> DsrRequest:
-    try:
-        if fresh:
-            # After a rollback: read the row again, never the refused change.
-            found = await session.get(DsrRequest, request_id, populate_existing=True)
-            if found is not None:
-                return found
-        return await visible_request(session, person.principal, request_id, for_update=for_update)
-    except AppError:
-        raise ConsoleError(404, "No such request.") from None
-
-
-@router.get("/requests/{request_id}")
-async def request_view(
+async def case_page(
     request: Request,
     request_id: RequestId,
     person: ConsoleUser,
@@ -155,79 +117,74 @@ async def request_view(
     sessionmaker: SessionmakerDep,
     settings: SettingsDep,
     now: NowDep,
+) -> CasePage:
+    """What the request page and its downloads take (the request is loaded on demand)."""
+    return CasePage(request, request_id, person, session, sessionmaker, settings, now)
+
+
+CasePageDep = Annotated[CasePage, Depends(case_page)]
+
+
+@router.get("/requests/{request_id}")
+async def request_view(
+    case: CasePageDep,
     done: str | None = None,
     plan: str | None = None,
 ) -> HTMLResponse:
     """One case: summary, deadline, timeline, verification, owner, notes, messages, plan,
     fulfilment, exports and the actions its status allows."""
-    return await _page(
-        request,
-        person,
-        session,
-        sessionmaker,
-        settings,
-        now,
-        request_id,
-        message=request_page.DONE_MESSAGES.get(done or ""),
-        show_plan=plan == "1",
+    return await case.page(
+        message=request_page.DONE_MESSAGES.get(done or ""), show_plan=plan == "1"
     )
 
+
+# ---------------------------------------------------------------- the actions
 
 Work = Callable[[DsrRequest], Awaitable[Any]]
 
 
-async def _act(
-    request: Request,
-    person: ConsolePerson,
-    session: SessionDep,
-    sessionmaker: SessionmakerDep,
-    settings: SettingsDep,
-    now: datetime,
-    request_id: uuid.UUID,
-    *,
-    done: str,
-    section: str,
-    work: Work,
-    lock: bool = True,
-    load: bool = True,
-) -> Response:
-    """Run ``work`` on the (locked) request; 303 back with ``done``, or the page with the
-    refusal (the transaction rolled back). ``load=False``: ``work`` loads it itself."""
-    dsr = await _load(session, person, request_id, for_update=lock) if load else None
-    try:
-        await work(dsr)  # type: ignore[arg-type]
-    except AppError as refused:
-        await session.rollback()
-        return await _page(
-            request,
-            person,
-            session,
-            sessionmaker,
-            settings,
-            now,
-            request_id,
-            error=refused.detail,
-            error_section=section,
-            status_code=refused.status,
-        )
-    except ValidationError as invalid:
-        await session.rollback()
-        # Field names only: the values are whatever was typed (possibly personal data).
-        fields = sorted({str(error["loc"][0]) for error in invalid.errors() if error["loc"]})
-        detail = INVALID_FORM + (f": {', '.join(fields)}." if fields else ".")
-        return await _page(
-            request,
-            person,
-            session,
-            sessionmaker,
-            settings,
-            now,
-            request_id,
-            error=detail,
-            error_section=section,
-            status_code=422,
-        )
-    return redirect(f"{request_path(request_id)}?done={done}#{section}")
+@dataclass(frozen=True)
+class CaseAction(CasePage):
+    """An officer's POST on one case: its CSRF-checked form, and how the action answers."""
+
+    form: FormData
+
+    @property
+    def actor(self) -> str:
+        """Who the audit trail names: the signed-in person."""
+        return self.person.principal.client_id
+
+    async def run(
+        self, *, done: str, section: str, work: Work, lock: bool = True, load: bool = True
+    ) -> Response:
+        """Run ``work`` on the (locked) request; 303 back with ``done``, or the page with the
+        refusal (the transaction rolled back). ``load=False``: ``work`` loads it itself."""
+        dsr = await self.load(for_update=lock) if load else None
+        try:
+            await work(dsr)  # type: ignore[arg-type]
+        except AppError as refused:
+            error, status_code = refused.detail, refused.status
+        except ValidationError as invalid:
+            error, status_code = _invalid_form(invalid), 422
+        else:
+            return redirect(f"{request_path(self.request_id)}?done={done}#{section}")
+        await self.session.rollback()
+        return await self.page(error=error, error_section=section, status_code=status_code)
+
+
+async def case_action(form: CsrfForm, case: CasePageDep) -> CaseAction:
+    """What every action route takes. ``CsrfForm`` comes first: a POST whose token is wrong
+    gets the 403 page before the request is even looked up."""
+    return CaseAction(**vars(case), form=form)
+
+
+Case = Annotated[CaseAction, Depends(case_action)]
+
+
+def _invalid_form(invalid: ValidationError) -> str:
+    # Field names only: the values are whatever was typed (possibly personal data).
+    fields = sorted({str(error["loc"][0]) for error in invalid.errors() if error["loc"]})
+    return INVALID_FORM + (f": {', '.join(fields)}." if fields else ".")
 
 
 def _text(form: FormData, name: str, max_length: int = 20_001) -> str | None:
@@ -251,209 +208,103 @@ def _body(model: type[BaseModel], **fields: Any) -> Any:
 
 
 @router.post("/requests/{request_id}/verification/email-code")
-async def send_email_code(
-    request: Request,
-    request_id: RequestId,
-    person: ConsoleUser,
-    _form: CsrfForm,
-    session: SessionDep,
-    sessionmaker: SessionmakerDep,
-    settings: SettingsDep,
-    now: NowDep,
-) -> Response:
+async def send_email_code(case: Case) -> Response:
     """Email the subject a one-time code (as ``POST /v1/requests/{id}/verification``)."""
 
     async def work(dsr: DsrRequest) -> None:
         await verification.send_code(
-            session, settings=settings, dsr=dsr, actor=person.principal.client_id, now=now
+            case.session, settings=case.settings, dsr=dsr, actor=case.actor, now=case.now
         )
 
-    return await _act(
-        request,
-        person,
-        session,
-        sessionmaker,
-        settings,
-        now,
-        request_id,
-        done="email-code",
-        section="verification",
-        work=work,
-    )
+    return await case.run(done="email-code", section="verification", work=work)
 
 
 @router.post("/requests/{request_id}/verification/document")
-async def record_document_check(
-    request: Request,
-    request_id: RequestId,
-    person: ConsoleUser,
-    form: CsrfForm,
-    session: SessionDep,
-    sessionmaker: SessionmakerDep,
-    settings: SettingsDep,
-    now: NowDep,
-) -> Response:
+async def record_document_check(case: Case) -> Response:
     """Record a document check; a pass starts the clock today."""
 
     async def work(dsr: DsrRequest) -> None:
         check = _body(
             DocumentVerification,
             method="document",
-            document_type=_text(form, "document_type", 40),
-            business_address_confirmed=form.get("business_address_confirmed") == "yes",
-            result=_text(form, "result", 20),
+            document_type=_text(case.form, "document_type", 40),
+            business_address_confirmed=case.form.get("business_address_confirmed") == "yes",
+            result=_text(case.form, "result", 20),
         )
         await verification.record_document_check(
-            session,
-            settings=settings,
+            case.session,
+            settings=case.settings,
             dsr=dsr,
             check=check,
-            actor=person.principal.client_id,
-            now=now,
+            actor=case.actor,
+            now=case.now,
         )
 
-    return await _act(
-        request,
-        person,
-        session,
-        sessionmaker,
-        settings,
-        now,
-        request_id,
-        done="document",
-        section="verification",
-        work=work,
-    )
+    return await case.run(done="document", section="verification", work=work)
 
 
 # ---------------------------------------------------------------- owner and notes
 
 
 @router.post("/requests/{request_id}/assign")
-async def assign(
-    request: Request,
-    request_id: RequestId,
-    person: ConsoleUser,
-    form: CsrfForm,
-    session: SessionDep,
-    sessionmaker: SessionmakerDep,
-    settings: SettingsDep,
-    now: NowDep,
-) -> Response:
+async def assign(case: Case) -> Response:
     """Give the case to a person ("me": yourself; empty: nobody)."""
-    chosen = _text(form, "assignee", 64)
-    assignee = person.user_id if chosen == "me" else chosen
+    chosen = _text(case.form, "assignee", 64)
+    assignee = case.person.user_id if chosen == "me" else chosen
 
     async def work(dsr: DsrRequest) -> None:
         await assignment.assign(
-            session,
-            settings=settings,
+            case.session,
+            settings=case.settings,
             dsr=dsr,
             assignee=assignee,
-            actor=person.principal.client_id,
-            now=now,
+            actor=case.actor,
+            now=case.now,
         )
 
-    return await _act(
-        request,
-        person,
-        session,
-        sessionmaker,
-        settings,
-        now,
-        request_id,
-        done="assigned",
-        section="owner",
-        work=work,
-    )
+    return await case.run(done="assigned", section="owner", work=work)
 
 
 @router.post("/requests/{request_id}/notes")
-async def add_note(
-    request: Request,
-    request_id: RequestId,
-    person: ConsoleUser,
-    form: CsrfForm,
-    session: SessionDep,
-    sessionmaker: SessionmakerDep,
-    settings: SettingsDep,
-    now: NowDep,
-) -> Response:
+async def add_note(case: Case) -> Response:
     """Add an internal note (never sent to the subject)."""
 
     async def work(dsr: DsrRequest) -> None:
-        body = _body(NoteCreate, text=_text(form, "text", 4001) or "")
+        body = _body(NoteCreate, text=_text(case.form, "text", 4001) or "")
         await notes.add_note(
-            session,
-            settings=settings,
+            case.session,
+            settings=case.settings,
             dsr=dsr,
             text=body.text,
-            author=person.principal.client_id,
-            now=now,
+            author=case.actor,
+            now=case.now,
         )
 
-    return await _act(
-        request,
-        person,
-        session,
-        sessionmaker,
-        settings,
-        now,
-        request_id,
-        done="note",
-        section="notes",
-        work=work,
-        lock=False,
-    )
+    return await case.run(done="note", section="notes", work=work, lock=False)
 
 
 # ---------------------------------------------------------------- messages
 
 
 @router.post("/requests/{request_id}/messages")
-async def send_message(
-    request: Request,
-    request_id: RequestId,
-    person: ConsoleUser,
-    form: CsrfForm,
-    session: SessionDep,
-    sessionmaker: SessionmakerDep,
-    settings: SettingsDep,
-    now: NowDep,
-) -> Response:
+async def send_message(case: Case) -> Response:
     """Write to the subject; a clarification on a running request stops the clock."""
 
     async def work(dsr: DsrRequest) -> None:
         body = _body(
             MessageCreate,
-            kind=_text(form, "kind", 20),
-            channel=_text(form, "channel", 10),
-            text=_text(form, "text", 5001) or "",
+            kind=_text(case.form, "kind", 20),
+            channel=_text(case.form, "channel", 10),
+            text=_text(case.form, "text", 5001) or "",
         )
         await correspondence.send_message(
-            session,
-            settings=settings,
-            dsr=dsr,
-            body=body,
-            actor=person.principal.client_id,
-            now=now,
+            case.session, settings=case.settings, dsr=dsr, body=body, actor=case.actor, now=case.now
         )
 
-    return await _act(
-        request,
-        person,
-        session,
-        sessionmaker,
-        settings,
-        now,
-        request_id,
-        done="message",
-        section="messages",
-        work=work,
-    )
+    return await case.run(done="message", section="messages", work=work)
 
 
-def _local_datetime(value: str | None, settings: SettingsDep) -> datetime | None:
+def _local_datetime(value: str | None, settings: Settings) -> datetime | None:
     """A ``datetime-local`` field (no zone) as the controller's local time."""
     if not value:
         return None
@@ -465,105 +316,52 @@ def _local_datetime(value: str | None, settings: SettingsDep) -> datetime | None
 
 
 @router.post("/requests/{request_id}/messages/reply")
-async def record_reply(
-    request: Request,
-    request_id: RequestId,
-    person: ConsoleUser,
-    form: CsrfForm,
-    session: SessionDep,
-    sessionmaker: SessionmakerDep,
-    settings: SettingsDep,
-    now: NowDep,
-) -> Response:
+async def record_reply(case: Case) -> Response:
     """Record the subject's answer; a clarification pause ends on the day it arrived."""
 
     async def work(dsr: DsrRequest) -> None:
         body = _body(
             ReplyCreate,
-            text=_text(form, "text") or "",
-            received_at=_local_datetime(_text(form, "received_at", 40), settings),
+            text=_text(case.form, "text") or "",
+            received_at=_local_datetime(_text(case.form, "received_at", 40), case.settings),
         )
         await correspondence.record_reply(
-            session,
-            settings=settings,
-            dsr=dsr,
-            body=body,
-            actor=person.principal.client_id,
-            now=now,
+            case.session, settings=case.settings, dsr=dsr, body=body, actor=case.actor, now=case.now
         )
 
-    return await _act(
-        request,
-        person,
-        session,
-        sessionmaker,
-        settings,
-        now,
-        request_id,
-        done="reply",
-        section="messages",
-        work=work,
-    )
+    return await case.run(done="reply", section="messages", work=work)
 
 
 # ---------------------------------------------------------------- plan and approval
 
 
 @router.post("/requests/{request_id}/approve")
-async def approve(
-    request: Request,
-    request_id: RequestId,
-    person: ConsoleUser,
-    form: CsrfForm,
-    session: SessionDep,
-    sessionmaker: SessionmakerDep,
-    settings: SettingsDep,
-    now: NowDep,
-) -> Response:
+async def approve(case: Case) -> Response:
     """Approve the fulfilment plan (exactly the one shown, when its hash is sent)."""
 
     async def work(_dsr: DsrRequest) -> None:
         await approval.approve(
-            session,
-            sessionmaker=sessionmaker,
-            settings=settings,
-            request_id=request_id,
-            plan_sha256=_text(form, "plan_sha256", 64),
-            actor=person.principal.client_id,
-            now=now,
+            case.session,
+            sessionmaker=case.sessionmaker,
+            settings=case.settings,
+            request_id=case.request_id,
+            plan_sha256=_text(case.form, "plan_sha256", 64),
+            actor=case.actor,
+            now=case.now,
         )
 
     # approve() plans in a transaction of its own, then reads and locks the request: end
     # this session's transaction first (SQLite's write lock would make the plan wait).
-    await session.commit()
-    return await _act(
-        request,
-        person,
-        session,
-        sessionmaker,
-        settings,
-        now,
-        request_id,
-        done="approved",
-        section="plan",
-        work=work,
-        lock=False,
-        load=False,
-    )
+    await case.session.commit()
+    return await case.run(done="approved", section="plan", work=work, lock=False, load=False)
 
 
 # ---------------------------------------------------------------- lifecycle actions
 
 
-def _action_work(
-    action: lifecycle.Action,
-    form: FormData,
-    person: ConsolePerson,
-    session: SessionDep,
-    settings: SettingsDep,
-    now: datetime,
-) -> Work:
-    actor = person.principal.client_id
+def _action_work(action: lifecycle.Action, case: CaseAction) -> Work:
+    session, settings, form = case.session, case.settings, case.form
+    actor, now = case.actor, case.now
 
     async def work(dsr: DsrRequest) -> None:
         if action is lifecycle.Action.PAUSE:
@@ -598,23 +396,14 @@ def _action_work(
                 now=now,
             )
         elif action is lifecycle.Action.CANCEL:
+            note = _text(form, "note", 4000)
             await lifecycle.cancel(
-                session,
-                settings=settings,
-                dsr=dsr,
-                note=_text(form, "note", 4000),
-                actor=actor,
-                now=now,
+                session, settings=settings, dsr=dsr, note=note, actor=actor, now=now
             )
         elif action is lifecycle.Action.COMPLETE:
             complete = _body(CompleteBody, summary=_text(form, "summary"))
             await lifecycle.complete(
-                session,
-                settings=settings,
-                dsr=dsr,
-                summary=complete.summary,
-                actor=actor,
-                now=now,
+                session, settings=settings, dsr=dsr, summary=complete.summary, actor=actor, now=now
             )
         else:
             body = _body(
@@ -644,63 +433,10 @@ FORM_ACTIONS = {
 
 
 @router.post("/requests/{request_id}/actions/{action}")
-async def request_action(
-    request: Request,
-    request_id: RequestId,
-    action: str,
-    person: ConsoleUser,
-    form: CsrfForm,
-    session: SessionDep,
-    sessionmaker: SessionmakerDep,
-    settings: SettingsDep,
-    now: NowDep,
-) -> Response:
+async def request_action(action: str, case: Case) -> Response:
     """Pause, resume, extend, reject, cancel, complete or fulfil, as the API's actions."""
     chosen = FORM_ACTIONS.get(action)
     if chosen is None:
         raise ConsoleError(404, "No such action.")
     section = "fulfilment" if chosen is lifecycle.Action.FULFIL else "actions"
-    return await _act(
-        request,
-        person,
-        session,
-        sessionmaker,
-        settings,
-        now,
-        request_id,
-        done=chosen.value,
-        section=section,
-        work=_action_work(chosen, form, person, session, settings, now),
-    )
-
-
-# ---------------------------------------------------------------- exports
-
-
-@router.get("/requests/{request_id}/exports/{export_id}")
-async def download_export(
-    request_id: RequestId,
-    export_id: Annotated[uuid.UUID, Path()],
-    person: ConsoleUser,
-    session: SessionDep,
-    settings: SettingsDep,
-    now: NowDep,
-) -> Response:
-    """Download one export file (officers); the download is audited as the person's."""
-    dsr = await _load(session, person, request_id)
-    export = await session.get(Export, export_id)
-    if export is None or export.request_id != dsr.id:
-        raise ConsoleError(404, "No such export.")
-    if not exports.is_available(export, now):
-        raise ConsoleError(410, "This export has expired; fulfil the request again for a new one.")
-    try:
-        return await download.stream_export(
-            export,
-            dsr,
-            session=session,
-            settings=settings,
-            now=now,
-            actor=person.principal.client_id,
-        )
-    except AppError as refused:
-        raise ConsoleError(refused.status, refused.detail) from None
+    return await case.run(done=chosen.value, section=section, work=_action_work(chosen, case))

@@ -18,6 +18,7 @@ from app.accounts import passwords, sessions, totp
 from app.accounts import service as accounts
 from app.auth.scopes import Role
 from app.casework import assignment
+from app.console import board, downloads
 from app.console import requests as request_pages
 from app.console.deps import (
     ACCOUNT_PATH,
@@ -518,5 +519,6 @@ def install(app: FastAPI) -> None:
     """Add the console's pages and its error pages to ``app``."""
     install_console_errors(app)
     app.include_router(router)
-    # The board (/console) and the request pages.
-    app.include_router(request_pages.router)
+    app.include_router(board.router)  # the board, /console
+    app.include_router(request_pages.router)  # each request's page and actions
+    app.include_router(downloads.router)  # and its exports' files

@@ -6,14 +6,18 @@ hidden token derived from the link and redirect to the page (post/redirect/get).
 routes are not part of the API, so they stay out of the OpenAPI document.
 """
 
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.core.deps import NowDep, SessionDep, SessionmakerDep, SettingsDep
 from app.mail import status_link
+from app.models import DsrRequest
 from app.status_page import pages, service
 
 router = APIRouter(prefix="/status", include_in_schema=False)
@@ -74,6 +78,32 @@ def _redirect(request: Request, token: str, outcome: str) -> RedirectResponse:
     )
 
 
+async def _act(
+    request: Request,
+    token: str,
+    form_token: str,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    now: datetime,
+    work: Callable[[DsrRequest], Awaitable[str]],
+    *,
+    confirmed: bool = True,
+) -> Response:
+    """A form's POST: the rate limit first, then the link (locked), then the form's token
+    (and ``confirmed``); ``work`` on the request gives the outcome to redirect with."""
+    if refused := await _too_many(request, sessionmaker, settings, now, token):
+        return refused
+    dsr = await service.request_for_token(
+        session, token=token, settings=settings, now=now, lock=True
+    )
+    if dsr is None:
+        return _not_found(request, settings)
+    if not status_link.form_token_valid(token, form_token, settings) or not confirmed:
+        return _html("refused.html", {}, request=request, settings=settings, status_code=403)
+    return _redirect(request, token, await work(dsr))
+
+
 @router.get(pages.STYLESHEET_PATH.removeprefix("/status"))
 async def stylesheet(settings: SettingsDep) -> Response:
     """The page's stylesheet, in the brand colour (DSR_BRAND_COLOUR)."""
@@ -127,17 +157,11 @@ async def confirm_code(
     form_token: FormField = "",
 ) -> Response:
     """The verification code from the subject's email (as ``.../verification/confirm``)."""
-    if refused := await _too_many(request, sessionmaker, settings, now, token):
-        return refused
-    dsr = await service.request_for_token(
-        session, token=token, settings=settings, now=now, lock=True
-    )
-    if dsr is None:
-        return _not_found(request, settings)
-    if not status_link.form_token_valid(token, form_token, settings):
-        return _html("refused.html", {}, request=request, settings=settings, status_code=403)
-    outcome = await service.confirm_code(session, settings=settings, dsr=dsr, code=code, now=now)
-    return _redirect(request, token, outcome)
+
+    async def work(dsr: DsrRequest) -> str:
+        return await service.confirm_code(session, settings=settings, dsr=dsr, code=code, now=now)
+
+    return await _act(request, token, form_token, session, sessionmaker, settings, now, work)
 
 
 @router.post("/{token}/send-code", response_class=HTMLResponse)
@@ -151,17 +175,11 @@ async def send_code(
     form_token: FormField = "",
 ) -> Response:
     """Email the subject a (new) verification code (as ``.../verification``, email_code)."""
-    if refused := await _too_many(request, sessionmaker, settings, now, token):
-        return refused
-    dsr = await service.request_for_token(
-        session, token=token, settings=settings, now=now, lock=True
-    )
-    if dsr is None:
-        return _not_found(request, settings)
-    if not status_link.form_token_valid(token, form_token, settings):
-        return _html("refused.html", {}, request=request, settings=settings, status_code=403)
-    outcome = await service.send_code(session, settings=settings, dsr=dsr, now=now)
-    return _redirect(request, token, outcome)
+
+    async def work(dsr: DsrRequest) -> str:
+        return await service.send_code(session, settings=settings, dsr=dsr, now=now)
+
+    return await _act(request, token, form_token, session, sessionmaker, settings, now, work)
 
 
 @router.post("/{token}/reply", response_class=HTMLResponse)
@@ -176,17 +194,11 @@ async def reply(
     form_token: FormField = "",
 ) -> Response:
     """The subject's answer to a clarification; the clock restarts today."""
-    if refused := await _too_many(request, sessionmaker, settings, now, token):
-        return refused
-    dsr = await service.request_for_token(
-        session, token=token, settings=settings, now=now, lock=True
-    )
-    if dsr is None:
-        return _not_found(request, settings)
-    if not status_link.form_token_valid(token, form_token, settings):
-        return _html("refused.html", {}, request=request, settings=settings, status_code=403)
-    outcome = await service.reply(session, settings=settings, dsr=dsr, answer=answer, now=now)
-    return _redirect(request, token, outcome)
+
+    async def work(dsr: DsrRequest) -> str:
+        return await service.reply(session, settings=settings, dsr=dsr, answer=answer, now=now)
+
+    return await _act(request, token, form_token, session, sessionmaker, settings, now, work)
 
 
 @router.get("/{token}/cancel", response_class=HTMLResponse)
@@ -231,14 +243,18 @@ async def cancel(
     form_token: FormField = "",
 ) -> Response:
     """The subject withdraws their request (audit actor ``subject``)."""
-    if refused := await _too_many(request, sessionmaker, settings, now, token):
-        return refused
-    dsr = await service.request_for_token(
-        session, token=token, settings=settings, now=now, lock=True
+
+    async def work(dsr: DsrRequest) -> str:
+        return await service.cancel(session, settings=settings, dsr=dsr, now=now)
+
+    return await _act(
+        request,
+        token,
+        form_token,
+        session,
+        sessionmaker,
+        settings,
+        now,
+        work,
+        confirmed=confirm == "yes",
     )
-    if dsr is None:
-        return _not_found(request, settings)
-    if not status_link.form_token_valid(token, form_token, settings) or confirm != "yes":
-        return _html("refused.html", {}, request=request, settings=settings, status_code=403)
-    outcome = await service.cancel(session, settings=settings, dsr=dsr, now=now)
-    return _redirect(request, token, outcome)
