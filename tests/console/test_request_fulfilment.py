@@ -1,6 +1,7 @@
 """Fulfilment from the request page: the plan, approval, the job, its progress, and the export
 downloaded by an officer (never by someone not signed in)."""
 
+import html
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -95,6 +96,43 @@ async def test_fulfil_from_the_page_and_download_the_export(
     assert other.status_code == 404
 
 
+async def test_a_rectification_plan_shows_the_values_held_and_requested(
+    app: FastAPI,
+    client: AsyncClient,
+    admin_headers: dict[str, str],
+    officer_headers: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    await make_person(app)
+    crm = create_demo_crm(tmp_path / "demo_crm.db")
+    await register_crm(client, admin_headers, f"sqlite:///{crm}")
+    dsr = await verified_request(
+        client,
+        officer_headers,
+        officer_headers,
+        type="rectification",
+        subject=JANE,
+        details={
+            "changes": [
+                {"field": "town", "current": "somewhere", "requested": "Harrogate"},
+                {"field": "shoe_size", "requested": "5"},
+            ]
+        },
+    )
+    await login(client, OFFICER)
+    api_plan = (await client.get(f"/v1/requests/{dsr['id']}/plan", headers=officer_headers)).json()
+    [demo] = [entry for entry in api_plan["sources"] if entry["source"] == "demo_crm"]
+    [town] = demo["changes"]
+    planned = await client.get(f"/console/requests/{dsr['id']}", params={"plan": "1"})
+    assert planned.status_code == 200
+    row = (
+        f'<th scope="row">town</th><td>contacts</td><td>1</td>'
+        f"<td>{html.escape(str(town['current']))}</td><td>Harrogate</td>"
+    )
+    assert row in re.sub(r">\s+<", "><", planned.text)
+    assert "Not held in demo_crm: shoe_size." in planned.text
+
+
 async def test_erasure_needs_the_plan_approved_from_the_page(
     app: FastAPI,
     client: AsyncClient,
@@ -114,6 +152,19 @@ async def test_erasure_needs_the_plan_approved_from_the_page(
     assert refused.status_code == 409 and "approval" in refused.text
     planned = await client.get(base, params={"plan": "1"})
     assert ">Approve</button>" in planned.text
+    # Per table, what would be deleted, nulled, masked and kept, as the API's plan says.
+    api_plan = (await client.get(f"/v1/requests/{dsr['id']}/plan", headers=officer_headers)).json()
+    [demo] = [entry for entry in api_plan["sources"] if entry["source"] == "demo_crm"]
+    assert "Erasure in demo_crm, per table" in planned.text
+    for table in demo["tables"]:
+        cells = (
+            f'<th scope="row">{table["table"]}</th><td>{table["rows"]}</td>'
+            f"<td>{table['deleted']}</td>"
+        )
+        assert cells in planned.text, table
+    for kept in demo["retained"]:
+        assert f"<strong>{kept['category']}</strong>" in planned.text
+        assert html.escape(kept["reason"]) in planned.text
     sha = re.search(r'name="plan_sha256" value="([0-9a-f]{64})"', planned.text)
     assert sha
     approved = await client.post(
