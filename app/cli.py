@@ -25,6 +25,7 @@ from app.core.errors import AppError, NotFound
 from app.core.time import utcnow
 from app.demo import JANE_DOE, create_demo_crm
 from app.demo.source import ensure_demo_database
+from app.keys import rotation
 from app.models import Client, User
 from app.worker import run_worker
 
@@ -35,6 +36,8 @@ demo_cli = typer.Typer(help="The demo CRM (fictional customers).", no_args_is_he
 cli.add_typer(demo_cli, name="demo")
 users_cli = typer.Typer(help="Manage people's console accounts.", no_args_is_help=True)
 cli.add_typer(users_cli, name="users")
+keys_cli = typer.Typer(help="Rotate DSR_SECRET_KEY.", no_args_is_help=True)
+cli.add_typer(keys_cli, name="keys")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_ADMIN_ID = "dev-admin"
@@ -65,6 +68,34 @@ def alembic_config(database_url: str | None = None) -> Config:
 
 def migrate_database(settings: Settings) -> None:
     command.upgrade(alembic_config(settings.database_url), "head")
+
+
+async def _rotate_keys(settings: Settings, batch_size: int) -> rotation.RotationReport:
+    engine = create_engine(settings)
+    try:
+        return await rotation.rotate(
+            create_sessionmaker(engine), settings=settings, batch_size=batch_size
+        )
+    finally:
+        await engine.dispose()
+
+
+@keys_cli.command("rotate")
+def rotate_keys(
+    batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="rows per commit")] = 500,
+) -> None:
+    """Re-encrypt and re-hash everything under DSR_SECRET_KEY; then DSR_SECRET_KEY_PREVIOUS
+    can be removed. Safe while the service runs, and to run again."""
+    settings = load_settings()
+    if not settings.secret_key_previous:
+        typer.echo("dsr: DSR_SECRET_KEY_PREVIOUS is empty: nothing was retired", err=True)
+    report = asyncio.run(_rotate_keys(settings, batch_size))
+    for line in report.lines():
+        typer.echo(line)
+    if report.unreadable:
+        typer.echo("some values open under no key: keep the previous keys until explained")
+        raise typer.Exit(code=1)
+    typer.echo("done: every value is under DSR_SECRET_KEY; DSR_SECRET_KEY_PREVIOUS may go")
 
 
 @cli.command()

@@ -655,3 +655,20 @@ class StatusPageHit(SQLModel, table=True):
     key_hash: str = Field(sa_column=Column(String(64), primary_key=True))
     window_start: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
     hits: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+
+
+class RetiredHashKey(SQLModel, table=True):
+    """The hashing key of a retired DSR_SECRET_KEY for one look-up purpose, kept after a key
+    rotation (``dsr keys rotate``) for keyed hashes whose input is deliberately not stored
+    (suppression list, erased subjects' identities, calendar feed tokens): those cannot be
+    re-hashed, so their look-ups also try these keys. Each key only computes that purpose's
+    hashes (it cannot decrypt or sign anything) and is itself Fernet-encrypted under the
+    current key.
+    """
+
+    __tablename__ = "retired_hash_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    purpose: str = Field(max_length=40, index=True)
+    key_encrypted: str = Field(max_length=512)
+    retired_at: datetime = timestamp()

@@ -242,7 +242,7 @@ async def set_password(
 def totp_secret(user: User, settings: Settings) -> str | None:
     if user.totp_secret_encrypted is None:
         return None
-    return decrypt_secret(user.totp_secret_encrypted, secret_key=settings.secret_key)
+    return decrypt_secret(user.totp_secret_encrypted, secret_keys=settings.reading_keys)
 
 
 async def start_totp(session: AsyncSession, *, user: User, settings: Settings) -> str:

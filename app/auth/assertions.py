@@ -49,7 +49,7 @@ async def verify_identity_assertion(
     # Read from the row, not the token cache: a client disabled a moment ago vouches for no one.
     secret = None
     if client is not None and client.active:
-        secret = decrypt_secret(client.secret_encrypted, secret_key=settings.secret_key)
+        secret = decrypt_secret(client.secret_encrypted, secret_keys=settings.reading_keys)
     if not secret:
         raise InvalidAssertion("The assertion cannot be checked for this client.")
     try:

@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select
@@ -12,7 +13,7 @@ from sqlmodel import col
 
 from app.auth.scopes import Role
 from app.core.config import Settings
-from app.core.crypto import derived_key, encrypt_secret
+from app.core.crypto import derived_key, encrypt_secret, mac_matches
 from app.core.errors import Conflict
 from app.models import Client
 
@@ -26,8 +27,9 @@ def hash_secret(secret: str, *, secret_key: str) -> str:
     ).hexdigest()
 
 
-def secret_matches(secret: str, stored_hash: str, *, secret_key: str) -> bool:
-    return hmac.compare_digest(hash_secret(secret, secret_key=secret_key), stored_hash)
+def secret_matches(secret: str, stored_hash: str, *, secret_keys: Sequence[str]) -> bool:
+    """Whether ``secret`` hashes to ``stored_hash`` under the current or a retired key."""
+    return mac_matches([hash_secret(secret, secret_key=key) for key in secret_keys], stored_hash)
 
 
 def new_client_secret() -> str:
@@ -89,7 +91,7 @@ async def authenticate(
         # Still hash, so timing does not reveal which client ids exist.
         hash_secret(client_secret, secret_key=settings.secret_key)
         return None
-    if not secret_matches(client_secret, client.secret_hash, secret_key=settings.secret_key):
+    if not secret_matches(client_secret, client.secret_hash, secret_keys=settings.reading_keys):
         return None
     return client
 
@@ -134,7 +136,7 @@ def _warn_if_ignored(client: Client, *, settings: Settings, env_secret: str) -> 
             "until another admin enables it",
             client.client_id,
         )
-    elif not secret_matches(env_secret, client.secret_hash, secret_key=settings.secret_key):
+    elif not secret_matches(env_secret, client.secret_hash, secret_keys=settings.reading_keys):
         logger.warning(
             "DSR_ADMIN_CLIENT_SECRET is not the secret of the bootstrap admin client %s (it "
             "was rotated) and is not accepted; set it to the current secret or remove it",

@@ -48,7 +48,7 @@ def authenticate(settings: Settings, token: str | None) -> Principal:
     """The caller behind a bearer token; 401 without a valid one."""
     if token is None:
         raise Unauthorized("A bearer access token is required; get one at /v1/oauth/token.")
-    principal = verify_access_token(token, secret_key=settings.secret_key)
+    principal = verify_access_token(token, secret_keys=settings.reading_keys)
     if principal is None:
         raise Unauthorized(
             "The access token is invalid or expired.",

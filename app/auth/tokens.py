@@ -14,13 +14,14 @@ issued just after a rotation valid whatever the clocks of the processes involved
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jose import JWTError, jwt
 
 from app.auth.scopes import ROLE_SCOPES, Principal, Role
-from app.core.crypto import derived_key
+from app.core.crypto import derived_key, derived_keys
 
 ALGORITHMS = ["HS256"]
 TOKEN_AUDIENCE = "dsr-api"
@@ -86,15 +87,14 @@ class _ClaimsCache:
 _claims_cache = _ClaimsCache()
 
 
-def verify_access_token(token: str, *, secret_key: str) -> Principal | None:
-    """The caller's principal, or None when the token is invalid, forged or expired."""
-    cache_key = f"{secret_key}:{token}"
-    claims = _claims_cache.get(cache_key)
-    if claims is None:
+def _decode(token: str, secret_keys: Sequence[str]) -> dict[str, Any] | None:
+    # The current key first: after a rotation, tokens signed under a retired key still work
+    # until they expire (DSR_ACCESS_TOKEN_TTL at most).
+    for key in derived_keys(secret_keys, "access-token"):
         try:
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
-                derived_key(secret_key, "access-token"),
+                key,
                 algorithms=ALGORITHMS,
                 audience=TOKEN_AUDIENCE,
                 issuer=TOKEN_ISSUER,
@@ -107,6 +107,21 @@ def verify_access_token(token: str, *, secret_key: str) -> Principal | None:
                 },
             )
         except (JWTError, ValueError, TypeError, KeyError):
+            continue
+        return claims
+    return None
+
+
+def verify_access_token(token: str, *, secret_keys: Sequence[str]) -> Principal | None:
+    """The caller's principal, or None when the token is invalid, forged or expired.
+
+    ``secret_keys``: the current DSR_SECRET_KEY, then any retired ones still accepted.
+    """
+    cache_key = f"{'|'.join(secret_keys)}:{token}"
+    claims = _claims_cache.get(cache_key)
+    if claims is None:
+        claims = _decode(token, secret_keys)
+        if claims is None:
             return None
         if not isinstance(claims.get("exp"), int | float) or "role" not in claims:
             return None

@@ -63,4 +63,4 @@ async def list_notes(
 
 
 def note_text(note: RequestNote, settings: Settings) -> str:
-    return decrypt_secret(note.text_encrypted, secret_key=settings.secret_key) or UNREADABLE
+    return decrypt_secret(note.text_encrypted, secret_keys=settings.reading_keys) or UNREADABLE

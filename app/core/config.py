@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     env: Literal["development", "production"] = "development"
     database_url: str = "sqlite+aiosqlite:///./dsr.db"
     secret_key: str = DEV_SECRET_KEY
+    secret_key_previous: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="retired keys (comma list) still accepted for reading while "
+        "DSR_SECRET_KEY signs and encrypts everything new; remove after `dsr keys rotate`",
+    )
     admin_client_id: str | None = None
     admin_client_secret: str | None = None
     timezone: str = "Europe/London"
@@ -162,6 +167,14 @@ class Settings(BaseSettings):
             raise ValueError("DSR_PUBLIC_URL must not carry a query, fragment or credentials")
         return value
 
+    @field_validator("secret_key_previous", mode="before")
+    @classmethod
+    def _key_list(cls, value: Any) -> Any:
+        """Keys as the environment gives them: comma-separated, blanks ignored."""
+        if isinstance(value, str):
+            return list(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+        return value
+
     @field_validator("approval_required", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
@@ -227,6 +240,11 @@ class Settings(BaseSettings):
                     "DSR_SECRET_KEY must be set to a random value of at least 32 characters "
                     "in production"
                 )
+            # A "previous" key equal to the current one is a rotation that never happened.
+            if self.secret_key in self.secret_key_previous:
+                raise ValueError(
+                    "DSR_SECRET_KEY_PREVIOUS must not contain the current DSR_SECRET_KEY"
+                )
             if self.admin_client_secret is not None and len(self.admin_client_secret) < 24:
                 raise ValueError("DSR_ADMIN_CLIENT_SECRET must be at least 24 characters")
             # Email-code verification is on by default: without SMTP no code could arrive.
@@ -250,6 +268,13 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def reading_keys(self) -> tuple[str, ...]:
+        """The current key, then each retired one: what signatures and ciphertexts may be
+        under. Everything new uses ``secret_key`` alone."""
+        previous = (key for key in self.secret_key_previous if key != self.secret_key)
+        return (self.secret_key, *previous)
 
     @property
     def worker_in_process(self) -> bool:

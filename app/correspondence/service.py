@@ -310,7 +310,7 @@ def message_public(
         direction=message.direction,
         kind=message.kind,
         channel=message.channel,
-        text=decrypt_secret(message.text_encrypted, secret_key=settings.secret_key),
+        text=decrypt_secret(message.text_encrypted, secret_keys=settings.reading_keys),
         author=message.author if message.direction == OUTBOUND else None,
         recorded_by=message.author,
         created_at=message.created_at,
@@ -335,7 +335,7 @@ def thread_records(rows: Sequence[RequestMessage], *, settings: Settings) -> lis
             message.kind,
             message.channel,
             iso_z(message.received_at or message.created_at),
-            decrypt_secret(message.text_encrypted, secret_key=settings.secret_key),
+            decrypt_secret(message.text_encrypted, secret_keys=settings.reading_keys),
         )
         for message in rows
     ]

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.core.config import Settings
-from app.core.crypto import derived_key
+from app.core.crypto import derived_key, derived_keys
 from app.core.errors import Gone, NotFound
 from app.core.time import utcnow
 from app.exports.not_ready import FULFILMENT_UNDER_WAY, ExportNotReady
@@ -217,20 +217,25 @@ def verify_download_token(
     """
     if len(token) > _MAX_TOKEN_LENGTH:
         return None
-    try:
-        claims = jwt.decode(
-            token,
-            _link_key(settings),
-            algorithms=LINK_ALGORITHMS,
-            audience=DOWNLOAD_AUDIENCE,
-            # Expiry is checked below against the service's clock, after the signature. Not
-            # "require_exp": python-jose then checks exp itself, and an expired link would
-            # read as forged (404) instead of expired (410).
-            options={"verify_exp": False, "require_sub": True},
-        )
-        export_id = uuid.UUID(str(claims["sub"]))
-        expires = float(claims["exp"])
-    except (JWTError, ValueError, TypeError, KeyError):
+    # Links mailed before a key rotation keep working: the current key, then retired ones.
+    for key in derived_keys(settings.reading_keys, _TOKEN_PURPOSE):
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=LINK_ALGORITHMS,
+                audience=DOWNLOAD_AUDIENCE,
+                # Expiry is checked below against the service's clock, after the signature.
+                # Not "require_exp": python-jose then checks exp itself, and an expired link
+                # would read as forged (404) instead of expired (410).
+                options={"verify_exp": False, "require_sub": True},
+            )
+            export_id = uuid.UUID(str(claims["sub"]))
+            expires = float(claims["exp"])
+        except (JWTError, ValueError, TypeError, KeyError):
+            continue
+        break
+    else:
         return None
     if expires <= (now or utcnow()).timestamp():
         raise Gone("This download link has expired.", title="Download link expired")

@@ -24,7 +24,7 @@ def task_summary(task: FulfilmentTask) -> dict[str, Any]:
 def task_records(task: FulfilmentTask, settings: Settings) -> list[dict[str, Any]]:
     if not task.records_encrypted:
         return []
-    text = decrypt_secret(task.records_encrypted, secret_key=settings.secret_key)
+    text = decrypt_secret(task.records_encrypted, secret_keys=settings.reading_keys)
     records: list[dict[str, Any]] = json.loads(text) if text else []
     return records
 

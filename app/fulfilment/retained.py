@@ -26,6 +26,7 @@ from app.core.config import Settings
 from app.core.crypto import keyed_hash
 from app.data_sources.connectors import ErasureRecorder, SourceError, SubjectIdentity
 from app.fulfilment import jobs
+from app.keys import lookup
 from app.models import DsrRequest, ErasureIdentity, RetainedRecord
 from app.suppression import service as suppression
 from app.suppression.schemas import suppression_email, suppression_phone
@@ -234,7 +235,15 @@ async def earlier_erasures(
     session: AsyncSession, *, settings: Settings, identity: SubjectIdentity
 ) -> list[DsrRequest]:
     """The erasures that kept records of a person with any of these identities, oldest first."""
-    identities = hashed(settings, identity_pairs(identity))
+    # Under every key an erasure's identities may be hashed under (a DSR_SECRET_KEY rotation).
+    keys = await lookup.lookup_keys(session, settings=settings, purpose=HASH_PURPOSE)
+    found = {(kind, normalised(kind, value)) for kind, value in identity_pairs(identity)}
+    identities = {
+        (kind, lookup.hash_with(key, f"{kind}:{value}"))
+        for kind, value in found
+        if value is not None
+        for key in keys
+    }
     if not identities:
         return []
     matching = or_(

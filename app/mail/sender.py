@@ -104,15 +104,17 @@ async def claim_due(
         .where(col(MailMessage.id).in_([row.id for row in rows]))
         .values(claimed_until=now + timedelta(seconds=settings.mail_lease_seconds))
     )
-    key = settings.secret_key
+    keys = settings.reading_keys
     return [
         ClaimedMail(
             message_id=row.id,
             kind=row.kind,
             subject=row.subject,
-            recipient=decrypt_secret(row.recipient_encrypted, secret_key=key),
-            text=decrypt_secret(row.body_encrypted, secret_key=key),
-            html=decrypt_secret(row.html_encrypted, secret_key=key) if row.html_encrypted else None,
+            recipient=decrypt_secret(row.recipient_encrypted, secret_keys=keys),
+            text=decrypt_secret(row.body_encrypted, secret_keys=keys),
+            html=(
+                decrypt_secret(row.html_encrypted, secret_keys=keys) if row.html_encrypted else None
+            ),
             created_at=row.created_at,
         )
         for row in rows

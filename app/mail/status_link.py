@@ -18,7 +18,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from app.core.config import Settings
-from app.core.crypto import derived_key
+from app.core.crypto import derived_key, derived_keys, mac_matches
 
 TOKEN_PURPOSE = "status-page"
 # The hidden token in each form of the page: bound to the status token, another purpose.
@@ -55,8 +55,11 @@ def verify_status_token(token: str, settings: Settings, *, now: datetime) -> uui
     if match is None:
         return None
     request_hex, expires, mac = match.groups()
-    expected = _mac(derived_key(settings.secret_key, TOKEN_PURPOSE), f"{request_hex}.{expires}")
-    if not hmac.compare_digest(expected, mac):
+    expected = [
+        _mac(key, f"{request_hex}.{expires}")
+        for key in derived_keys(settings.reading_keys, TOKEN_PURPOSE)
+    ]
+    if not mac_matches(expected, mac):
         return None
     if int(expires) <= now.timestamp():
         return None
@@ -69,4 +72,6 @@ def form_token(token: str, settings: Settings) -> str:
 
 
 def form_token_valid(token: str, submitted: str, settings: Settings) -> bool:
-    return hmac.compare_digest(form_token(token, settings).encode(), submitted.encode())
+    # A page rendered just before a key rotation still posts: any reading key is accepted.
+    expected = [_mac(key, token) for key in derived_keys(settings.reading_keys, FORM_PURPOSE)]
+    return mac_matches(expected, submitted)

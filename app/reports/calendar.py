@@ -17,6 +17,7 @@ from sqlmodel import col
 from app.core.config import Settings
 from app.core.crypto import keyed_hash
 from app.core.errors import NotFound
+from app.keys import lookup
 from app.models import CalendarFeed, DsrRequest
 from app.reports.schemas import CalendarFeedCreated, CalendarFeedPublic
 from app.requests import legal_clock
@@ -82,7 +83,11 @@ async def feed_by_token(session: AsyncSession, *, settings: Settings, token: str
         feed = (
             await session.execute(
                 select(CalendarFeed).where(
-                    col(CalendarFeed.token_hash) == _hash(token, settings),
+                    col(CalendarFeed.token_hash).in_(
+                        await lookup.lookup_hashes(
+                            session, settings=settings, purpose=TOKEN_PURPOSE, value=token
+                        )
+                    ),
                     col(CalendarFeed.revoked_at).is_(None),
                 )
             )

@@ -21,6 +21,7 @@ from app.core import pagination
 from app.core.config import Settings
 from app.core.crypto import keyed_hash
 from app.core.errors import NotFound, UnprocessableEntity
+from app.keys import lookup
 from app.models import RequestEvent, SuppressionEntry
 from app.suppression.schemas import (
     IdentityKind,
@@ -51,6 +52,30 @@ def identity_hashes(
         # The message names the kind of value, never the value (it is personal data).
         raise UnprocessableEntity(str(exc)) from None
     return hashes
+
+
+async def lookup_hashes(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    email: str | None = None,
+    phone: str | None = None,
+) -> list[tuple[IdentityKind, str]]:
+    """(kind, hash) of each identity under every key an entry may be hashed under: after a
+    DSR_SECRET_KEY rotation, entries hashed under the retired key still match."""
+    identity_hashes(settings=settings, email=email, phone=phone)  # 422 on an invalid value
+    values: list[tuple[IdentityKind, str]] = []
+    if email is not None:
+        values.append(("email", suppression_email(email)))
+    if phone is not None:
+        values.append(("phone", suppression_phone(phone)))
+    return [
+        (kind, identity_hash)
+        for kind, value in values
+        for identity_hash in await lookup.lookup_hashes(
+            session, settings=settings, purpose=HASH_PURPOSE, value=value
+        )
+    ]
 
 
 def _hash(normalised: str, settings: Settings) -> str:
@@ -89,6 +114,18 @@ async def _find(
     return (await session.execute(query)).scalars().first()
 
 
+async def _find_any(
+    session: AsyncSession, *, kind: str, identity_hashes: list[str], for_update: bool = False
+) -> SuppressionEntry | None:
+    query = select(SuppressionEntry).where(
+        col(SuppressionEntry.identity_kind) == kind,
+        col(SuppressionEntry.identity_hash).in_(identity_hashes),
+    )
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalars().first()
+
+
 async def suppress(
     session: AsyncSession,
     *,
@@ -113,9 +150,18 @@ async def suppress(
     hashes = identity_hashes(settings=settings, email=email, phone=phone)
     if not hashes:
         raise UnprocessableEntity("an email address or a phone number is required")
+    candidates = await lookup_hashes(session, settings=settings, email=email, phone=phone)
     entries = []
     for kind, identity_hash in hashes:
-        entry = await _find(session, kind=kind, identity_hash=identity_hash, for_update=True)
+        entry = await _find_any(
+            session,
+            kind=kind,
+            identity_hashes=[hashed for of, hashed in candidates if of == kind],
+            for_update=True,
+        )
+        if entry is not None and entry.identity_hash != identity_hash:
+            # Hashed under a retired key: the value is in hand, so re-hash it under the current.
+            entry.identity_hash = identity_hash
         if entry is None:
             entry = SuppressionEntry(
                 identity_kind=kind,
@@ -157,7 +203,7 @@ async def check(
     phone: str | None = None,
 ) -> tuple[bool, list[str]]:
     """Whether any given identity is suppressed, and the union of the suppressed channels."""
-    hashes = identity_hashes(settings=settings, email=email, phone=phone)
+    hashes = await lookup_hashes(session, settings=settings, email=email, phone=phone)
     if not hashes:
         return False, []
     query = select(SuppressionEntry).where(_matching(hashes))
@@ -177,7 +223,7 @@ async def list_entries(
 ) -> tuple[list[SuppressionEntry], str | None]:
     """Entries newest first, keyset-paginated; filtered to the given identities if any."""
     query = select(SuppressionEntry)
-    hashes = identity_hashes(settings=settings, email=email, phone=phone)
+    hashes = await lookup_hashes(session, settings=settings, email=email, phone=phone)
     if hashes:
         query = query.where(_matching(hashes))
     return await pagination.newest_first(

@@ -10,7 +10,6 @@ wrong attempts, and may be resent only after a cooldown and a few times an hour.
 caller is told stays generic: "invalid or expired code", "too many attempts".
 """
 
-import hmac
 import math
 import secrets
 import uuid
@@ -24,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.core.config import Settings
-from app.core.crypto import keyed_hash
+from app.core.crypto import keyed_hash, mac_matches
 from app.core.errors import AppError, UnprocessableEntity
 from app.enums import RequestStatus, VerificationMethod
 from app.mail import messages
@@ -395,8 +394,9 @@ async def confirm_code(
     if current.expires_at <= now:
         rejected("expired")
         return CodeCheck.INVALID
-    expected = code_hash(code, request_id=dsr.id, secret_key=settings.secret_key)
-    if hmac.compare_digest(expected, current.code_hash):
+    # A code mailed just before a key rotation still confirms: any reading key.
+    expected = [code_hash(code, request_id=dsr.id, secret_key=key) for key in settings.reading_keys]
+    if mac_matches(expected, current.code_hash):
         current.closed_at = now
         session.add(current)
         await _identity_confirmed(

@@ -66,7 +66,7 @@ def signing_secrets(endpoint: WebhookEndpoint, *, settings: Settings, now: datet
         stored.append(endpoint.previous_secret_encrypted)
     plaintexts = []
     for token in stored:
-        secret = decrypt_secret(token, secret_key=settings.secret_key) if token else None
+        secret = decrypt_secret(token, secret_keys=settings.reading_keys) if token else None
         if secret:
             plaintexts.append(secret)
     return plaintexts

@@ -173,7 +173,7 @@ async def test_register_sql_source_on_the_demo_crm(
     assert source.config["dataset_map"] == load_dataset_map()
     assert source.secret_config_encrypted is not None
     assert f"sqlite:///{demo_crm}" not in source.secret_config_encrypted
-    secret = decrypt_secret(source.secret_config_encrypted, secret_key=TEST_SECRET_KEY)
+    secret = decrypt_secret(source.secret_config_encrypted, secret_keys=[TEST_SECRET_KEY])
     assert json.loads(secret or "{}") == {"url": f"sqlite:///{demo_crm}"}
 
 
@@ -207,7 +207,7 @@ async def test_postgresql_source_password_never_shown_nor_stored_in_plaintext(
         assert PG_PASSWORD not in json.dumps(answer)
     source = await stored(app, created["id"])
     assert PG_PASSWORD not in row_text(source)
-    secret = decrypt_secret(source.secret_config_encrypted or "", secret_key=TEST_SECRET_KEY)
+    secret = decrypt_secret(source.secret_config_encrypted or "", secret_keys=[TEST_SECRET_KEY])
     assert json.loads(secret or "{}") == {"url": url}
 
 
@@ -377,7 +377,7 @@ async def test_register_http_source_with_token(
     assert HTTP_TOKEN not in json.dumps(body) + tested.text
     source = await stored(app, body["id"])
     assert HTTP_TOKEN not in row_text(source)
-    secret = decrypt_secret(source.secret_config_encrypted or "", secret_key=TEST_SECRET_KEY)
+    secret = decrypt_secret(source.secret_config_encrypted or "", secret_keys=[TEST_SECRET_KEY])
     assert json.loads(secret or "{}") == {"auth_token": HTTP_TOKEN}
 
 

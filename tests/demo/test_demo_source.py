@@ -47,7 +47,7 @@ async def test_ensure_demo_source(app: FastAPI, settings: Settings, tmp_path: Pa
         rows = (await session.scalars(select(DataSource))).all()
         assert len(rows) == 1
         assert [s.id for s in await data_sources.active_sources(session)] == [first.id]
-        secret = decrypt_secret(second.secret_config_encrypted or "", secret_key=TEST_SECRET_KEY)
+        secret = decrypt_secret(second.secret_config_encrypted or "", secret_keys=[TEST_SECRET_KEY])
         assert json.loads(secret or "{}") == {"url": f"sqlite+aiosqlite:///{crm.resolve()}"}
         assert second.config["dataset_map"] == load_dataset_map()
 

@@ -698,7 +698,7 @@ async def test_acknowledgement_says_how_identity_will_be_confirmed(
         (row,) = await rows(app)
     assert row.kind == "acknowledgement"
     for encrypted in (row.body_encrypted, row.html_encrypted or ""):
-        body_text = words(decrypt_secret(encrypted, secret_key=TEST_SECRET_KEY) or "")
+        body_text = words(decrypt_secret(encrypted, secret_keys=[TEST_SECRET_KEY]) or "")
         assert "we need to confirm your identity" in body_text
         assert "separate email" not in body_text
         for phrase in asked:

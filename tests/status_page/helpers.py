@@ -27,13 +27,13 @@ async def mails(app: FastAPI, request_id: str, kind: str | None = None) -> list[
 
 
 def text_of(mail: MailMessage) -> str:
-    text = decrypt_secret(mail.body_encrypted or "", secret_key=TEST_SECRET_KEY)
+    text = decrypt_secret(mail.body_encrypted or "", secret_keys=[TEST_SECRET_KEY])
     assert text is not None
     return text
 
 
 def html_of(mail: MailMessage) -> str:
-    html = decrypt_secret(mail.html_encrypted or "", secret_key=TEST_SECRET_KEY)
+    html = decrypt_secret(mail.html_encrypted or "", secret_keys=[TEST_SECRET_KEY])
     assert html is not None
     return html
 

@@ -180,7 +180,7 @@ async def test_acknowledgement_announces_the_reminder_and_the_closure(
             )
         ).scalars()
     for encrypted in (ack.body_encrypted, ack.html_encrypted or ""):
-        body = " ".join((decrypt_secret(encrypted, secret_key=TEST_SECRET_KEY) or "").split())
+        body = " ".join((decrypt_secret(encrypted, secret_keys=[TEST_SECRET_KEY]) or "").split())
         assert "If your identity is not confirmed within 30 days, we will close the request" in (
             body
         )

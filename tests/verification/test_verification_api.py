@@ -134,7 +134,7 @@ async def mail_kinds(app: FastAPI, request_id: str) -> list[str]:
 
 
 def mail_text(row: MailMessage) -> str:
-    text = decrypt_secret(row.body_encrypted, secret_key=TEST_SECRET_KEY)
+    text = decrypt_secret(row.body_encrypted, secret_keys=[TEST_SECRET_KEY])
     assert text is not None
     return text
 

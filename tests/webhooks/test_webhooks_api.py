@@ -181,8 +181,8 @@ async def test_create_returns_the_secret_once_and_stores_it_encrypted(
     row = await load_endpoint(app, created["id"])
     assert secret not in row.secret_encrypted
     assert secret.removeprefix("whsec_") not in row.secret_encrypted
-    assert decrypt_secret(row.secret_encrypted, secret_key=TEST_SECRET_KEY) == secret
-    assert decrypt_secret(row.secret_encrypted, secret_key="another-key" * 4) is None
+    assert decrypt_secret(row.secret_encrypted, secret_keys=[TEST_SECRET_KEY]) == secret
+    assert decrypt_secret(row.secret_encrypted, secret_keys=["another-key" * 4]) is None
 
 
 async def test_each_endpoint_gets_its_own_secret(
@@ -428,7 +428,7 @@ async def test_clients_see_only_their_own_endpoints_and_admins_see_all(
     # Nothing the refused calls tried happened.
     row = await load_endpoint(app, mine["id"])
     assert row.active and row.previous_secret_encrypted is None
-    assert decrypt_secret(row.secret_encrypted, secret_key=TEST_SECRET_KEY) == mine["secret"]
+    assert decrypt_secret(row.secret_encrypted, secret_keys=[TEST_SECRET_KEY]) == mine["secret"]
 
     # Admins manage every client's endpoints.
     assert (await client.get(base, headers=admin_headers)).status_code == 200

@@ -78,7 +78,7 @@ def secret_config(source: "DataSource", settings: "Settings") -> dict[str, Any]:
 
     if not source.secret_config_encrypted:
         return {}
-    text = decrypt_secret(source.secret_config_encrypted, secret_key=settings.secret_key)
+    text = decrypt_secret(source.secret_config_encrypted, secret_keys=settings.reading_keys)
     if text is None:
         raise SourceError(
             f"source {source.name}: its credentials cannot be decrypted (was DSR_SECRET_KEY "
