@@ -111,16 +111,22 @@ async def test_a_scripted_run_shows_in_every_series(
 
     # HTTP, by route template and status; never a raw path.
     assert grew("dsr_http_requests_total", method="POST", route="/v1/requests", status="201") == 6
-    assert grew(
-        "dsr_http_requests_total", method="GET", route="/v1/requests/{request_id}", status="404"
-    ) == 1
+    assert (
+        grew(
+            "dsr_http_requests_total", method="GET", route="/v1/requests/{request_id}", status="404"
+        )
+        == 1
+    )
     assert grew("dsr_http_requests_total", method="GET", route="unmatched", status="404") == 1
-    assert grew(
-        "dsr_http_request_duration_seconds_count",
-        method="POST",
-        route="/v1/requests",
-        status="201",
-    ) == 6
+    assert (
+        grew(
+            "dsr_http_request_duration_seconds_count",
+            method="POST",
+            route="/v1/requests",
+            status="201",
+        )
+        == 6
+    )
     routes = {dict(labels).get("route", "") for _name, labels in after}
     assert not any("jane" in route or "0000" in route for route in routes)
     # The lifecycle's counters.
