@@ -3,8 +3,11 @@
 import asyncio
 import logging
 import os
+import shutil
 import signal
-from collections.abc import Awaitable, Callable
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -530,15 +533,41 @@ def serve(
             )
     else:
         typer.echo(f"\nDSR service on {base}  (API docs: {base}/docs, console: {base}/console)\n")
-    uvicorn.run(
-        "app.main:app",
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,
-        proxy_headers=False,
-        log_level="info",
-    )
+    with metrics_folder(workers):
+        uvicorn.run(
+            "app.main:app",
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=False,
+            proxy_headers=False,
+            log_level="info",
+        )
+
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextmanager
+def metrics_folder(workers: int) -> Iterator[None]:
+    """With several workers, a fresh folder for prometheus-client's multiprocess files (so
+    /metrics adds up every worker's), removed when the server stops. Set before uvicorn
+    starts its workers: each reads it when it imports prometheus-client."""
+    if workers <= 1:
+        yield
+        return
+    # Inside the operator's folder if they chose one, never reusing an earlier run's files.
+    folder = tempfile.mkdtemp(prefix="dsr-metrics-", dir=os.environ.get(MULTIPROC_ENV) or None)
+    previous = os.environ.get(MULTIPROC_ENV)
+    os.environ[MULTIPROC_ENV] = folder
+    try:
+        yield
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        if previous is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+        else:
+            os.environ[MULTIPROC_ENV] = previous
 
 
 if __name__ == "__main__":

@@ -36,6 +36,9 @@ from app.demo.source import ensure_demo_source
 from app.exports import router as exports_api
 from app.fulfilment import router as fulfilment_api
 from app.health import router as health_api
+from app.metrics import router as metrics_api
+from app.metrics.exposition import mark_process_dead
+from app.metrics.middleware import HttpMetricsMiddleware
 from app.register import router as register_api
 from app.register.service import load_register
 from app.reports import router as reports_api
@@ -223,6 +226,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await worker_task
                 await worker.close()
             await app.state.engine.dispose()
+            # Under `dsr serve --workers N`: this worker's live gauges leave the sum.
+            mark_process_dead()
 
     app = FastAPI(
         title="Data Subject Rights service",
@@ -247,6 +252,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     register_webhook_docs(app, request_event=RequestWebhookEvent)
     app.add_middleware(BodyHygieneMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware, routes=app.router.routes)
+    app.add_middleware(HttpMetricsMiddleware, routes=app.router.routes)
     # Outermost of ours: whatever fails below becomes a 500 whose message is never logged.
     app.add_middleware(UnexpectedErrorMiddleware)
     # In this order, so the OpenAPI document lists paths as officers read them.
@@ -273,6 +279,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         status_page.router,
     ):
         app.include_router(router)
+    if settings.metrics_token is not None:
+        # Without a token the route does not exist: a scraper's guess finds a plain 404.
+        app.include_router(metrics_api.router)
     # The officers' console: HTML pages, not in the OpenAPI document.
     console_pages.install(app)
     app.include_router(console_reports.router)

@@ -24,6 +24,8 @@ from app.exports import orphans
 from app.exports import service as exports
 from app.fulfilment import jobs, runner
 from app.mail import sender
+from app.metrics.instruments import FULFILMENT_JOB_DURATION, MAIL_MESSAGES, WEBHOOK_DELIVERIES
+from app.metrics.server import start_metrics_server
 from app.reports import alerts
 from app.requests import sweeps
 from app.verification import reminders
@@ -101,6 +103,7 @@ class Worker:
                 await delivery.record_results(
                     session, settings=self.settings, results=results, now=utcnow()
                 )
+            count_deliveries(results)
             stats.attempted = len(results)
             stats.succeeded = sum(result.succeeded for result in results)
         await self._send_mail(stats)
@@ -134,6 +137,9 @@ class Worker:
         results = await sender.send_all(claims, settings=self.settings)
         async with self.sessionmaker.begin() as session:
             await sender.record_results(session, results=results, now=utcnow())
+        for result in results:
+            outcome = "sent" if result.sent else "failed" if result.permanent else "retry"
+            MAIL_MESSAGES.labels(outcome).inc()
         stats.mail_attempted = len(results)
         stats.mail_sent = sum(result.sent for result in results)
 
@@ -147,7 +153,7 @@ class Worker:
             run = runner.JobRun(
                 claim, sessionmaker=self.sessionmaker, settings=self.settings, http=self.http
             )
-            task = asyncio.create_task(run.run())
+            task = asyncio.create_task(timed(run, claim.phase))
             self.jobs.add(task)
             task.add_done_callback(self.jobs.discard)
         return len(claims)
@@ -193,16 +199,46 @@ class Worker:
                     await asyncio.wait_for(stop.wait(), self.settings.worker_poll_interval)
 
 
+def count_deliveries(results: list[delivery.AttemptResult]) -> None:
+    for result in results:
+        if result.succeeded:
+            outcome = "succeeded"
+        elif result.status_code is not None:
+            outcome = "http_error"
+        else:
+            outcome = "no_response"
+        WEBHOOK_DELIVERIES.labels(outcome).inc()
+
+
+async def timed(run: runner.JobRun, phase: str) -> None:
+    """Run the job and record how long it took (failures included: run() never raises)."""
+    started = time.perf_counter()
+    try:
+        await run.run()
+    finally:
+        FULFILMENT_JOB_DURATION.labels(phase).observe(time.perf_counter() - started)
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     """Standalone worker process body (``dsr worker``)."""
     engine = create_engine(settings)
     worker = Worker(settings, create_sessionmaker(engine))
     # Start-up objects never die: keep the collector from rescanning them during exports.
     gc.freeze()
+    metrics_server = None
+    if settings.worker_metrics_port is not None and settings.metrics_token is not None:
+        metrics_server = await start_metrics_server(
+            settings.worker_metrics_host,
+            settings.worker_metrics_port,
+            token=settings.metrics_token.get_secret_value(),
+        )
     logger.info("worker started")
     try:
         await worker.run_forever(stop)
     finally:
+        if metrics_server is not None:
+            metrics_server.close()
+            await metrics_server.wait_closed()
         await worker.close()
         await engine.dispose()
         logger.info("worker stopped")

@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,17 +41,22 @@ def _ready(base: str) -> bool:
 
 @contextmanager
 def live_service(
-    folder: Path, environment: dict[str, str], *, cwd: Path | None = None
+    folder: Path,
+    environment: dict[str, str],
+    *,
+    cwd: Path | None = None,
+    serve_args: Sequence[str] = (),
 ) -> Iterator[LiveService]:
     """Serve with ``environment`` as the only DSR_ variables until it answers ``/readyz``;
-    its output goes to ``folder/serve.log``; terminated (killed if need be) afterwards."""
+    its output goes to ``folder/serve.log``; ``serve_args`` are added to ``dsr serve``
+    (``--workers 2``); terminated (killed if need be) afterwards."""
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("DSR_")}
     env.update(environment, PYTHONUNBUFFERED="1")
     log = folder / "serve.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port), *serve_args],
             cwd=cwd or folder,
             env=env,
             stdout=output,

@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.core.schemas import normalise_email
@@ -130,6 +130,22 @@ class Settings(BaseSettings):
     webhook_timeout: float = Field(default=15.0, gt=0, le=60)
     webhook_lease_seconds: float = Field(default=60.0, gt=0)
     webhook_disable_after_days: float = Field(default=5.0, gt=0)
+    # Prometheus metrics (app.metrics, docs/operations.md "Metrics").
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token Prometheus sends to GET /metrics (at least 16 characters); "
+        "unset: no /metrics route at all (404)",
+    )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="port where `dsr worker` serves its own /metrics (needs "
+        "DSR_METRICS_TOKEN); unset: off",
+    )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1", description="interface the worker's metrics port listens on"
+    )
     # The data subject's status page (app.status_page) and the link to it in every mail.
     status_link_days: int = Field(
         default=90, ge=1, le=3650, description="days a status-page link works after its mail"
@@ -230,6 +246,16 @@ class Settings(BaseSettings):
         # The same for mail: a lease expiring mid-send would let a second worker send again.
         if self.mail_lease_seconds <= self.smtp_timeout:
             raise ValueError("DSR_MAIL_LEASE_SECONDS must exceed DSR_SMTP_TIMEOUT")
+        if self.metrics_token is not None:
+            if not self.metrics_token.get_secret_value():
+                self.metrics_token = None  # DSR_METRICS_TOKEN= (empty) means unset
+            elif len(self.metrics_token.get_secret_value()) < 16:
+                raise ValueError("DSR_METRICS_TOKEN must be at least 16 characters")
+        if self.worker_metrics_port is not None and self.metrics_token is None:
+            raise ValueError(
+                "DSR_WORKER_METRICS_PORT needs DSR_METRICS_TOKEN: the worker's figures are "
+                "served behind the same bearer token as the API's"
+            )
         if self.smtp_tls and self.smtp_starttls:
             raise ValueError(
                 "DSR_SMTP_TLS (implicit TLS) and DSR_SMTP_STARTTLS are exclusive: choose one"

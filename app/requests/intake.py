@@ -16,6 +16,7 @@ from app.core.errors import Conflict, UnprocessableEntity
 from app.core.group_commit import GroupCommitter, Write, table_row
 from app.enums import RequestStatus, VerificationMethod
 from app.mail import messages
+from app.metrics.instruments import REQUESTS_RECEIVED
 from app.models import DsrRequest, IdempotencyKey, metadata
 from app.requests import audit, duplicates, legal_clock
 from app.requests.identity_policy import (
@@ -241,4 +242,6 @@ async def create_request(
             finish=finish,
         )
     )
+    # Committed by now (write returns after its group's commit): count it.
+    REQUESTS_RECEIVED.labels(dsr.type, dsr.channel).inc()
     return dsr, answered[0]

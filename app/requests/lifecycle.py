@@ -16,6 +16,7 @@ from app.core.config import Settings
 from app.core.errors import Conflict, InvalidTransition
 from app.enums import PauseReason, RejectReason, RequestStatus
 from app.mail import messages
+from app.metrics.instruments import request_completed
 from app.models import DsrRequest
 from app.requests import audit, legal_clock
 from app.requests.rejection import rejection_notice
@@ -292,6 +293,7 @@ async def complete(
     _close(dsr, RequestStatus.COMPLETED, actor=actor, now=now)
     dsr.outcome_note = summary
     on_time = dsr.due_at is None or now <= dsr.due_at
+    request_completed(session, request_type=dsr.type, on_time=on_time)
     await messages.queue_message(
         session,
         settings=settings,
