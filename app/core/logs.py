@@ -32,6 +32,8 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 _RECORD_ATTRIBUTES = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
 )
+# Libraries whose INFO lines name URLs (see logging_config).
+QUIET_LOGGERS = ("httpx", "httpcore")
 # Fields the access line adds (``extra=``), in the order a reader expects them.
 ACCESS_FIELDS = ("method", "route", "status", "duration_ms")
 
@@ -134,8 +136,13 @@ def logging_config(log_format: LogFormat, *, level: str = "INFO") -> dict[str, A
         },
         "root": {"level": level, "handlers": ["stderr"]},
         "loggers": {
-            name: {"handlers": [], "propagate": True, "level": level}
-            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+            **{
+                name: {"handlers": [], "propagate": True, "level": level}
+                for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+            },
+            # httpx logs every URL it calls at INFO: a source's or a webhook's URL can carry a
+            # token or, in a query, an identity. Their failures are logged by our own lines.
+            **{name: {"level": "WARNING"} for name in QUIET_LOGGERS},
         },
     }
 
