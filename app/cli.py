@@ -1,7 +1,6 @@
 """The ``dsr`` command: serve, migrate, and manage clients and people's console accounts."""
 
 import asyncio
-import logging
 import os
 import shutil
 import signal
@@ -25,6 +24,7 @@ from app.auth.scopes import Role
 from app.core.config import Settings, get_settings, settings_problems
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import AppError, NotFound
+from app.core.logs import configure_logging, logging_config
 from app.core.time import utcnow
 from app.demo import JANE_DOE, create_demo_crm
 from app.demo.source import ensure_demo_database
@@ -452,7 +452,7 @@ def worker() -> None:
     export files. With SQLite the API process runs it itself.
     """
     settings = load_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_format)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -493,7 +493,7 @@ def serve(
         os.environ["DSR_PUBLIC_URL"] = local_url(host, port)
         get_settings.cache_clear()
     settings = load_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_format)
     if migrate_first:
         migrate_database(settings)
     if settings.demo:
@@ -539,9 +539,12 @@ def serve(
             host=host,
             port=port,
             workers=workers,
+            # The service's access line (app.access) carries the request id; uvicorn's would not.
             access_log=False,
             proxy_headers=False,
             log_level="info",
+            # Applied in every worker process: uvicorn's own lines in the service's format.
+            log_config=logging_config(settings.log_format),
         )
 
 

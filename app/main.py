@@ -251,10 +251,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_api_docs(app)
     register_webhook_docs(app, request_event=RequestWebhookEvent)
     app.add_middleware(BodyHygieneMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(AccessLogMiddleware, routes=app.router.routes)
     app.add_middleware(HttpMetricsMiddleware, routes=app.router.routes)
-    # Outermost of ours: whatever fails below becomes a 500 whose message is never logged.
+    # Whatever fails below becomes a 500 whose message is never logged.
     app.add_middleware(UnexpectedErrorMiddleware)
+    # Outermost of ours: every answer, that 500 included, carries X-Request-ID and is logged.
+    app.add_middleware(AccessLogMiddleware, routes=app.router.routes)
     # In this order, so the OpenAPI document lists paths as officers read them.
     for router in (
         auth_api.router,

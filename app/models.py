@@ -243,6 +243,9 @@ class OutboxEvent(SQLModel, table=True):
     published_at: datetime | None = timestamp(nullable=True)
     # Set once the alerts sweep handled an event officers are alerted to (app.reports.alerts).
     alerted_at: datetime | None = timestamp(nullable=True)
+    # The X-Request-ID of the HTTP request that queued it (app.core.logs): the worker logs
+    # under it. Not the DSR request (request_id): an id for tracing log lines, nothing more.
+    trace_id: str | None = Field(default=None, max_length=128)
 
 
 class IdempotencyKey(SQLModel, table=True):
@@ -377,6 +380,9 @@ class MailMessage(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=500)
     created_at: datetime = timestamp()
     sent_at: datetime | None = timestamp(nullable=True)
+    # The X-Request-ID of the HTTP request that queued it (app.core.logs): the worker logs
+    # under it. Not the DSR request (request_id): an id for tracing log lines, nothing more.
+    trace_id: str | None = Field(default=None, max_length=128)
 
 
 class SuppressionEntry(SQLModel, table=True):
@@ -444,6 +450,9 @@ class FulfilmentJob(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=500)
     created_at: datetime = timestamp()
     finished_at: datetime | None = timestamp(nullable=True)
+    # The X-Request-ID of the HTTP request that queued it (app.core.logs): the worker logs
+    # under it. Not the DSR request (request_id): an id for tracing log lines, nothing more.
+    trace_id: str | None = Field(default=None, max_length=128)
 
 
 class FulfilmentTask(SQLModel, table=True):

@@ -111,6 +111,12 @@ class Settings(BaseSettings):
         default=12, ge=1, le=168, description="a console session ends this long after login"
     )
     max_body_bytes: int = 1_048_576
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text: one readable line per event; json: one JSON object per line "
+        "(time, level, logger, message, request_id; the access line adds method, route, "
+        "status, duration_ms) for log collectors",
+    )
     db_pool_size: int = 10
     due_soon_days: int = Field(default=7, ge=0, le=60)
     alert_email: str | None = Field(

@@ -1,5 +1,6 @@
-"""Pure ASGI middleware: body hygiene, an access log that never records query strings, and the
-last line of defence that turns an unexpected error into a 500 without logging its message."""
+"""Pure ASGI middleware: body hygiene, the request id with an access log that never records query
+strings or raw paths, and the last line of defence that turns an unexpected error into a 500
+without logging its message."""
 
 import logging
 import time
@@ -11,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import problem
 from app.core.json_body import is_json_media_type
+from app.core.logs import accepted_request_id, reset_request_id, set_request_id
 from app.core.tracebacks import traceback_without_messages
 
 access_logger = logging.getLogger("app.access")
@@ -153,7 +155,12 @@ def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
 
 
 class AccessLogMiddleware:
-    """Method, path, status and time; query strings can carry personal data, so never them."""
+    """The request id and the access line: method, route template, status and time.
+
+    Outermost, so every answer (a 413 from the body screen, a 500 from the last line of
+    defence) carries ``X-Request-ID`` and every line logged while answering names the id.
+    Query strings can carry personal data, so the line never has them, nor the raw path.
+    """
 
     def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute] = ()) -> None:
         self.app = app
@@ -165,11 +172,21 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status: dict[str, Any] = {"code": 0}
+        given = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                given = value
+                break
+        request_id = accepted_request_id(given)
+        echoed = (b"x-request-id", request_id.encode("ascii"))
+        token = set_request_id(request_id)
+        status = 0
 
         async def send_wrapper(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), echoed]
             await send(message)
 
         try:
@@ -180,13 +197,21 @@ class AccessLogMiddleware:
                 route = scope.get("route") or self._match(scope)
                 # The template as documented ({request_id}, not {request_id:uuid}).
                 path = getattr(route, "path_format", None) or "<unmatched>"
+                duration_ms = round((time.perf_counter() - started) * 1000, 1)
                 access_logger.info(
                     "%s %s %s %.1fms",
                     scope["method"],
                     path,
-                    status["code"],
-                    (time.perf_counter() - started) * 1000,
+                    status,
+                    duration_ms,
+                    extra={
+                        "method": scope["method"],
+                        "route": path,
+                        "status": status,
+                        "duration_ms": duration_ms,
+                    },
                 )
+            reset_request_id(token)
 
     def _match(self, scope: Scope) -> BaseRoute | None:
         for route in self.routes:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.core.config import Settings
+from app.core.logs import current_request_id
 from app.enums import JobStatus
 from app.models import FulfilmentJob
 
@@ -41,6 +42,8 @@ class ClaimedJob:
     params: dict[str, Any]
     actor: str
     attempt: int
+    # The X-Request-ID of the HTTP request that queued the job: its log lines carry it.
+    trace_id: str | None = None
 
 
 def new_job(
@@ -54,6 +57,7 @@ def new_job(
         status=JobStatus.QUEUED.value,
         next_attempt_at=now,
         created_at=now,
+        trace_id=current_request_id(),
     )
 
 
@@ -95,6 +99,7 @@ async def claim_due(
                 params=dict(job.params),
                 actor=job.actor,
                 attempt=job.attempt_count,
+                trace_id=job.trace_id,
             )
         )
     return claimed

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from app.core.config import Settings
+from app.core.logs import bound_request_id
 from app.core.time import hours_in_words, iso_z, utcnow
 from app.core.tracebacks import traceback_without_messages
 from app.correspondence import service as correspondence
@@ -71,7 +72,21 @@ class JobRun:
         self.erasure_index: retained.ErasureIndex | None = None
 
     async def run(self) -> None:
-        """Run the job to its end; failures are recorded on the request, never raised."""
+        """Run the job to its end; failures are recorded on the request, never raised.
+
+        Its log lines carry the id of the HTTP request that queued it (``trace_id``).
+        """
+        with bound_request_id(self.job.trace_id):
+            logger.info(
+                "fulfilment job %s (%s) started, attempt %d",
+                self.job.id,
+                self.job.phase,
+                self.job.attempt,
+            )
+            await self._run_logged()
+            logger.info("fulfilment job %s (%s) ended", self.job.id, self.job.phase)
+
+    async def _run_logged(self) -> None:
         try:
             await self._run()
         except jobs.LeaseLost:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.core.crypto import encrypt_secret
+from app.core.logs import current_request_id
 from app.mail.status_link import status_url
 from app.models import DsrRequest, MailMessage
 
@@ -106,6 +107,8 @@ def message_row(
         "attempt_count": 0,
         "next_attempt_at": now,
         "created_at": now,
+        # The worker logs the sending under the id of the HTTP request that queued it.
+        "trace_id": current_request_id(),
     }
 
 
@@ -151,5 +154,6 @@ def queue_officer_alert(
             attempt_count=0,
             next_attempt_at=now,
             created_at=now,
+            trace_id=current_request_id(),
         )
     )

@@ -28,6 +28,7 @@ from sqlmodel import col
 from app.core import backoff
 from app.core.config import Settings
 from app.core.crypto import decrypt_secret
+from app.core.logs import bound_request_id
 from app.core.time import utcnow
 from app.mail.messages import MessageKind
 from app.models import MailMessage
@@ -58,6 +59,8 @@ class ClaimedMail:
     text: str | None
     html: str | None
     created_at: datetime
+    # The X-Request-ID of the HTTP request that queued it: the sending is logged under it.
+    trace_id: str | None = None
 
 
 @dataclass
@@ -116,6 +119,7 @@ async def claim_due(
                 decrypt_secret(row.html_encrypted, secret_keys=keys) if row.html_encrypted else None
             ),
             created_at=row.created_at,
+            trace_id=row.trace_id,
         )
         for row in rows
     ]
@@ -197,13 +201,18 @@ def _expired_code(claim: ClaimedMail, *, settings: Settings, now: datetime) -> b
 
 async def send(claim: ClaimedMail, *, settings: Settings) -> SendResult:
     """One attempt to hand the message to the SMTP server (or the log); never raises."""
+    with bound_request_id(claim.trace_id):
+        return await _send(claim, settings=settings)
+
+
+async def _send(claim: ClaimedMail, *, settings: Settings) -> SendResult:
     now = utcnow()
     if claim.recipient is None or claim.text is None:
         return SendResult(claim, "message could not be decrypted", permanent=True)
     if _expired_code(claim, settings=settings, now=now):
         return SendResult(claim, "verification code expired before delivery", permanent=True)
     if settings.smtp_host is None:
-        _log_message(claim)
+        _log_message(claim, settings=settings)
         return SendResult(claim)
     try:
         message = build_message(claim, settings=settings, now=now)
@@ -228,10 +237,14 @@ async def send(claim: ClaimedMail, *, settings: Settings) -> SendResult:
 _BODY_NOT_LOGGED = frozenset({MessageKind.CLARIFICATION, MessageKind.INFORMATION})
 
 
-def _log_message(claim: ClaimedMail) -> None:
+def _log_message(claim: ClaimedMail, *, settings: Settings) -> None:
     assert claim.recipient is not None
     body = claim.text
-    if claim.kind in _BODY_NOT_LOGGED:
+    if settings.env != "development":
+        # Production needs SMTP (config refuses it without), but should that ever be bypassed,
+        # a body (a verification code, a download link) must never reach production logs.
+        body = "(message bodies are logged only when DSR_ENV=development)"
+    elif claim.kind in _BODY_NOT_LOGGED:
         body = "(the body of an officer's message is not logged)"
     logger.info(
         "mail %s (%s) not sent, no DSR_SMTP_HOST configured; to %s\nSubject: %s\n\n%s",
@@ -277,7 +290,8 @@ async def record_results(
         # Another worker whose lease overlapped ours may have recorded it already.
         if message is None or message.status != "pending":
             continue
-        _apply_result(message, result, now)
+        with bound_request_id(message.trace_id):
+            _apply_result(message, result, now)
 
 
 def _apply_result(message: MailMessage, result: SendResult, now: datetime) -> None:

@@ -25,6 +25,7 @@ from standardwebhooks import Webhook
 
 from app.core import backoff, ssrf
 from app.core.config import Settings
+from app.core.logs import bound_request_id
 from app.core.time import utcnow
 from app.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks import outbox
@@ -122,6 +123,8 @@ class ClaimedDelivery:
     attempt_count: int
     secrets: list[str]
     lease_until: datetime
+    # The X-Request-ID of the HTTP request behind the event: the attempt is logged under it.
+    trace_id: str | None = None
 
 
 @dataclass
@@ -144,8 +147,9 @@ async def claim_due(
     """Lease up to ``limit`` due deliveries to this worker (commit right after)."""
     rows = (
         await session.execute(
-            select(WebhookDelivery, WebhookEndpoint)
+            select(WebhookDelivery, WebhookEndpoint, col(OutboxEvent.trace_id))
             .join(WebhookEndpoint, col(WebhookEndpoint.id) == col(WebhookDelivery.endpoint_id))
+            .outerjoin(OutboxEvent, col(OutboxEvent.id) == col(WebhookDelivery.outbox_id))
             .where(
                 col(WebhookDelivery.status) == "pending",
                 col(WebhookDelivery.next_attempt_at) <= now,
@@ -165,12 +169,12 @@ async def claim_due(
     lease_until = now + timedelta(seconds=settings.webhook_lease_seconds)
     await session.execute(
         update(WebhookDelivery)
-        .where(col(WebhookDelivery.id).in_([delivery.id for delivery, _ in rows]))
+        .where(col(WebhookDelivery.id).in_([row[0].id for row in rows]))
         .values(claimed_until=lease_until)
     )
     secrets_by_endpoint: dict[uuid.UUID, list[str]] = {}
     claims = []
-    for delivery, endpoint in rows:
+    for delivery, endpoint, trace_id in rows:
         if endpoint.id not in secrets_by_endpoint:
             secrets_by_endpoint[endpoint.id] = signing_secrets(endpoint, settings=settings, now=now)
         claims.append(
@@ -182,6 +186,7 @@ async def claim_due(
                 attempt_count=delivery.attempt_count,
                 secrets=secrets_by_endpoint[endpoint.id],
                 lease_until=lease_until,
+                trace_id=trace_id,
             )
         )
     return claims
@@ -220,17 +225,31 @@ def _retry_after(response: httpx.Response, now: datetime) -> timedelta | None:
 async def send(
     client: httpx.AsyncClient, claim: ClaimedDelivery, *, settings: Settings
 ) -> AttemptResult:
-    """One HTTP attempt, bounded in total by DSR_WEBHOOK_TIMEOUT; never raises."""
-    attempted_at = utcnow()
-    started = time.perf_counter()
-    try:
-        async with asyncio.timeout(settings.webhook_timeout):
-            return await _attempt(
-                client, claim, settings=settings, attempted_at=attempted_at, started=started
-            )
-    except TimeoutError:
-        timeout = f"timeout after {settings.webhook_timeout:g} s"
-        return AttemptResult(claim, attempted_at, None, _elapsed_ms(started), timeout)
+    """One HTTP attempt, bounded in total by DSR_WEBHOOK_TIMEOUT; never raises.
+
+    Logged (never the URL: it may hold a token) under the id of the request behind the event.
+    """
+    with bound_request_id(claim.trace_id):
+        attempted_at = utcnow()
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(settings.webhook_timeout):
+                result = await _attempt(
+                    client, claim, settings=settings, attempted_at=attempted_at, started=started
+                )
+        except TimeoutError:
+            timeout = f"timeout after {settings.webhook_timeout:g} s"
+            result = AttemptResult(claim, attempted_at, None, _elapsed_ms(started), timeout)
+        logger.info(
+            "webhook delivery %s (%s) to endpoint %s, attempt %d: %s in %d ms",
+            claim.delivery_id,
+            claim.payload.get("type"),
+            claim.endpoint_id,
+            claim.attempt_count + 1,
+            result.error or f"HTTP {result.status_code}",
+            result.latency_ms,
+        )
+        return result
 
 
 async def _attempt(

@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from app.core.logs import current_request_id
 from app.core.time import iso_z
 
 
@@ -31,4 +32,6 @@ def outbox_row(
         "payload": {"type": event_type, "timestamp": iso_z(now), "data": data},
         "created_at": now,
         "published_at": None,
+        # The HTTP request (or job) that caused it: the worker logs its delivery under it.
+        "trace_id": current_request_id(),
     }
