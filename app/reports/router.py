@@ -4,7 +4,7 @@ import logging
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, status
+from fastapi import APIRouter, Body, Depends, Path, Query, status
 from fastapi.responses import Response, StreamingResponse
 
 from app.auth.deps import Officer, TokenFirstRoute
@@ -57,6 +57,16 @@ FEED_NOT_FOUND: dict[int | str, dict[str, Any]] = {
 FeedId = Annotated[uuid.UUID, Path(description="The calendar feed's id.")]
 
 
+def report_window(
+    settings: SettingsDep, now: NowDep, from_date: FromDate = None, to_date: ToDate = None
+) -> summary.Period:
+    """The period asked for by `from` and `to` (422 when it is not one)."""
+    return summary.period(settings, now, from_date=from_date, to_date=to_date)
+
+
+ReportWindow = Annotated[summary.Period, Depends(report_window)]
+
+
 @reports.get(
     "/summary",
     response_model=SummaryReport,
@@ -73,8 +83,7 @@ async def get_summary(
     session: SessionDep,
     settings: SettingsDep,
     now: NowDep,
-    from_date: FromDate = None,
-    to_date: ToDate = None,
+    window: ReportWindow,
 ) -> SummaryReport:
     """How you handled the requests received in a period: what a regulator or an audit asks.
 
@@ -93,7 +102,6 @@ async def get_summary(
     `open_now` is today's board whatever the period: open requests by status, `overdue`
     and due within 7 days.
     """
-    window = summary.period(settings, now, from_date=from_date, to_date=to_date)
     return await summary.summary(session, settings=settings, window=window, now=now)
 
 
@@ -112,9 +120,7 @@ async def get_monthly(
     _strict: StrictQuery,
     session: SessionDep,
     settings: SettingsDep,
-    now: NowDep,
-    from_date: FromDate = None,
-    to_date: ToDate = None,
+    window: ReportWindow,
 ) -> MonthlyReport:
     """The trend behind the summary: for each local calendar month of the period (default:
     the last twelve months), the requests received in it, how many of them are completed so
@@ -122,7 +128,6 @@ async def get_monthly(
     `received.total` and `completed` figures for the same period; the console's chart draws
     this series.
     """
-    window = summary.period(settings, now, from_date=from_date, to_date=to_date)
     if session.get_bind().dialect.name == "postgresql":
         await summary.use_planner_settings(session)
     return await monthly.monthly(session, settings=settings, window=window)
@@ -146,9 +151,7 @@ async def get_register(
     _strict: StrictQuery,
     sessionmaker: SessionmakerDep,
     settings: SettingsDep,
-    now: NowDep,
-    from_date: FromDate = None,
-    to_date: ToDate = None,
+    window: ReportWindow,
 ) -> StreamingResponse:
     """Every request received in the period, one CSV row each, oldest first: your record of
     processing for an audit or the regulator.
@@ -162,7 +165,6 @@ async def get_register(
     spreadsheet would run as a formula gets a leading apostrophe, as in exports. Periods as
     for the summary; the file is streamed, so a large period starts at once.
     """
-    window = summary.period(settings, now, from_date=from_date, to_date=to_date)
     name = register_csv.file_name(window)
     return StreamingResponse(
         register_csv.stream_register(sessionmaker, settings=settings, window=window),
