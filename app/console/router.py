@@ -1,36 +1,28 @@
-"""The console's pages: log in (password, then a TOTP code when on), log out, the person's
-account, taking a case from the board, the admins' user pages, and the one stylesheet.
+"""The console's entry: log in (password, then a TOTP code when on), log out, and the one
+stylesheet; ``install`` adds the other console pages (board, requests, account, users)
+and the error pages.
 
 Every POST takes ``CsrfForm`` (or checks the login form's token); none of these routes is
 in the OpenAPI document (they are pages, not API).
 """
 
 import secrets
-import uuid
 from importlib import resources
-from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Path, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.accounts import login as logins
-from app.accounts import passwords, sessions, totp
-from app.accounts import service as accounts
-from app.auth.scopes import Role
-from app.casework import assignment
-from app.console import board, downloads
+from app.accounts import passwords, sessions
+from app.console import account, board, downloads, users
 from app.console import requests as request_pages
 from app.console.deps import (
     ACCOUNT_PATH,
-    HOME_PATH,
     LOGIN_PATH,
-    ConsoleAdmin,
     ConsoleError,
-    ConsolePerson,
     ConsoleUser,
     CsrfForm,
     clear_session_cookie,
-    console_error,
     form_text,
     install_console_errors,
     redirect,
@@ -40,8 +32,7 @@ from app.console.deps import (
     verified_form,
 )
 from app.core.deps import NowDep, SessionDep, SettingsDep
-from app.core.errors import AppError
-from app.models import BrowserSession, DsrRequest, User
+from app.models import BrowserSession
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -256,265 +247,6 @@ async def logout(
     return response
 
 
-# ---------------------------------------------------------------- the board's quick action
-
-
-@router.post("/requests/{request_id}/assign-to-me")
-async def assign_to_me(
-    request_id: Annotated[uuid.UUID, Path()],
-    person: ConsoleUser,
-    _form: CsrfForm,
-    session: SessionDep,
-    settings: SettingsDep,
-    now: NowDep,
-) -> Response:
-    """Take the case: the audit trail records the person as actor and owner."""
-    dsr = await session.get(DsrRequest, request_id, with_for_update=True)
-    if dsr is None:
-        raise ConsoleError(404, "No such request.")
-    try:
-        await assignment.assign(
-            session,
-            settings=settings,
-            dsr=dsr,
-            assignee=person.user_id,
-            actor=person.principal.client_id,
-            now=now,
-        )
-    except AppError as refused:
-        raise console_error(refused) from None
-    return redirect(HOME_PATH)
-
-
-# ---------------------------------------------------------------- the person's account
-
-
-async def _me(session: SessionDep, person_id: str) -> User:
-    return await accounts.get_user(session, user_id=person_id)
-
-
-def _account_page(
-    request: Request,
-    person: ConsoleUser,
-    *,
-    message: str | None = None,
-    error: str | None = None,
-    status_code: int = 200,
-    enrol: dict[str, str] | None = None,
-) -> HTMLResponse:
-    return render(
-        request,
-        "account.html",
-        {"message": message, "error": error, "enrol": enrol, "min_length": passwords.MIN_LENGTH},
-        person=person,
-        status_code=status_code,
-    )
-
-
-@router.get("/account")
-async def account_page(request: Request, person: ConsoleUser, done: str | None = None) -> Response:
-    """Change the password; turn the second factor on or off."""
-    messages = {
-        "password": "Your password was changed. Your other sessions were ended.",
-        "totp-on": "Two-step login is on: you will be asked for a code at each login.",
-        "totp-off": "Two-step login is off.",
-    }
-    return _account_page(request, person, message=messages.get(done or ""))
-
-
-@router.post("/account/password")
-async def change_password(
-    request: Request,
-    person: ConsoleUser,
-    form: CsrfForm,
-    session: SessionDep,
-    now: NowDep,
-) -> Response:
-    user = await _me(session, person.user_id)
-    current = form_text(form, "current_password", max_length=passwords.MAX_LENGTH + 1)
-    new = form_text(form, "new_password", max_length=passwords.MAX_LENGTH + 1)
-    if not passwords.verify_password(current, user.password_hash):
-        return _account_page(
-            request, person, error="Your current password is not correct.", status_code=422
-        )
-    if new != form_text(form, "confirm_password", max_length=passwords.MAX_LENGTH + 1):
-        return _account_page(
-            request, person, error="The two new passwords are not the same.", status_code=422
-        )
-    if passwords.verify_password(new, user.password_hash):
-        return _account_page(
-            request,
-            person,
-            error="Choose a password other than the current one.",
-            status_code=422,
-        )
-    try:
-        await accounts.set_password(
-            session, user=user, password=new, now=now, keep_session=person.session_id
-        )
-    except AppError as refused:
-        return _account_page(request, person, error=refused.detail, status_code=422)
-    return redirect(f"{ACCOUNT_PATH}?done=password")
-
-
-@router.post("/account/totp/start")
-async def start_totp(
-    request: Request,
-    person: ConsoleUser,
-    _form: CsrfForm,
-    session: SessionDep,
-    settings: SettingsDep,
-) -> Response:
-    """A new secret for the authenticator app, shown once; confirmed by a code."""
-    user = await _me(session, person.user_id)
-    try:
-        secret = await accounts.start_totp(session, user=user, settings=settings)
-    except AppError as refused:
-        raise console_error(refused) from None
-    return _account_page(
-        request,
-        person,
-        enrol={"secret": secret, "uri": totp.provisioning_uri(secret, email=user.email)},
-    )
-
-
-@router.post("/account/totp/confirm")
-async def confirm_totp(
-    request: Request,
-    person: ConsoleUser,
-    form: CsrfForm,
-    session: SessionDep,
-    settings: SettingsDep,
-    now: NowDep,
-) -> Response:
-    user = await _me(session, person.user_id)
-    try:
-        await accounts.confirm_totp(
-            session,
-            user=user,
-            code=form_text(form, "code", max_length=20),
-            settings=settings,
-            now=now,
-        )
-    except AppError as refused:
-        return _account_page(
-            request,
-            person,
-            error=refused.detail,
-            status_code=refused.status,
-            enrol={"secret": "", "uri": ""},
-        )
-    return redirect(f"{ACCOUNT_PATH}?done=totp-on")
-
-
-@router.post("/account/totp/disable")
-async def disable_totp(
-    request: Request, person: ConsoleUser, form: CsrfForm, session: SessionDep
-) -> Response:
-    user = await _me(session, person.user_id)
-    try:
-        await accounts.disable_totp(
-            session,
-            user=user,
-            password=form_text(form, "password", max_length=passwords.MAX_LENGTH + 1),
-        )
-    except AppError as refused:
-        return _account_page(request, person, error=refused.detail, status_code=refused.status)
-    return redirect(f"{ACCOUNT_PATH}?done=totp-off")
-
-
-# ---------------------------------------------------------------- admins: people's accounts
-
-
-async def _users_page(
-    request: Request,
-    person: ConsolePerson,
-    session: SessionDep,
-    *,
-    error: str | None = None,
-    status_code: int = 200,
-) -> HTMLResponse:
-    rows, _next = await accounts.list_users(session, limit=200, cursor=None)
-    return render(
-        request,
-        "users.html",
-        {"users": rows, "error": error, "roles": [Role.OFFICER.value, Role.ADMIN.value]},
-        person=person,
-        status_code=status_code,
-    )
-
-
-@router.get("/users")
-async def users_page(request: Request, person: ConsoleAdmin, session: SessionDep) -> Response:
-    """Everyone's console account; create, disable, enable, reset a password."""
-    return await _users_page(request, person, session)
-
-
-@router.post("/users")
-async def create_user(
-    request: Request, person: ConsoleAdmin, form: CsrfForm, session: SessionDep, now: NowDep
-) -> Response:
-    role = form_text(form, "role", max_length=20)
-    if role not in (Role.OFFICER.value, Role.ADMIN.value):
-        return await _users_page(
-            request, person, session, error="Choose officer or admin.", status_code=422
-        )
-    try:
-        user, temporary = await accounts.create_user(
-            session,
-            email=form_text(form, "email", max_length=320),
-            name=form_text(form, "name", max_length=200),
-            role=Role(role),
-            actor=person.user_id,
-            now=now,
-        )
-    except AppError as refused:
-        return await _users_page(
-            request, person, session, error=refused.detail, status_code=refused.status
-        )
-    return render(
-        request,
-        "user_password.html",
-        {"user": user, "temporary_password": temporary, "created": True},
-        person=person,
-        status_code=201,
-    )
-
-
-@router.post("/users/{user_id}/{action}")
-async def user_action(
-    request: Request,
-    user_id: Annotated[str, Path(max_length=64)],
-    action: str,
-    person: ConsoleAdmin,
-    _form: CsrfForm,
-    session: SessionDep,
-    now: NowDep,
-) -> Response:
-    """Disable, enable or reset the password of one account."""
-    if action not in ("disable", "enable", "reset-password"):
-        raise ConsoleError(404, "No such action.")
-    try:
-        user = await accounts.get_user(session, user_id=user_id)
-        if action == "disable":
-            await accounts.disable_user(session, user=user, actor=person.user_id, now=now)
-        elif action == "enable":
-            await accounts.enable_user(session, user=user, actor=person.user_id)
-        else:
-            temporary = await accounts.reset_password(
-                session, user=user, actor=person.user_id, now=now
-            )
-            return render(
-                request,
-                "user_password.html",
-                {"user": user, "temporary_password": temporary, "created": False},
-                person=person,
-            )
-    except AppError as refused:
-        raise console_error(refused) from None
-    return redirect("/console/users")
-
-
 def install(app: FastAPI) -> None:
     """Add the console's pages and its error pages to ``app``."""
     install_console_errors(app)
@@ -522,3 +254,5 @@ def install(app: FastAPI) -> None:
     app.include_router(board.router)  # the board, /console
     app.include_router(request_pages.router)  # each request's page and actions
     app.include_router(downloads.router)  # and its exports' files
+    app.include_router(account.router)  # the person's own account
+    app.include_router(users.router)  # admins: people's accounts

@@ -135,7 +135,7 @@ async def test_a_console_action_is_audited_as_the_person(
     assert board.status_code == 200 and "<h1>Board</h1>" in board.text
     assert created["type"] in board.text
     taken = await client.post(
-        f"/console/requests/{created['id']}/assign-to-me", data={"csrf_token": token}
+        f"/console/requests/{created['id']}/assign", data={"csrf_token": token, "assignee": "me"}
     )
     assert taken.status_code == 303, taken.text
     events = await client.get(f"/v1/requests/{created['id']}/events", headers=officer_headers)
