@@ -151,31 +151,38 @@ async def _rekey_development_admin(settings: Settings, secret: str) -> bool:
 T = TypeVar("T")
 
 
-async def _on_client(
-    settings: Settings, client_id: str, change: Callable[[AsyncSession, Client], Awaitable[T]]
-) -> T:
-    """Apply ``change`` to the client named ``client_id`` and commit; AppError on refusal."""
+async def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work`` in one session and commit; an AppError (a refusal) propagates."""
     engine = create_engine(settings)
     try:
         async with create_sessionmaker(engine)() as session:
-            client = await client_admin.get_client(session, client_id=client_id)
-            result = await change(session, client)
+            result = await work(session)
             await session.commit()
             return result
     finally:
         await engine.dispose()
 
 
-def _change_client(
-    settings: Settings, client_id: str, change: Callable[[AsyncSession, Client], Awaitable[T]]
-) -> T:
-    """Run ``change`` on the client; a refusal (unknown client, last admin) exits with 1."""
+def _run_change(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Migrate, then run ``work``; a refusal (unknown client or person, last admin...) is
+    printed and exits with 1."""
     migrate_database(settings)
     try:
-        return asyncio.run(_on_client(settings, client_id, change))
+        return asyncio.run(_in_transaction(settings, work))
     except AppError as refused:
         typer.echo(f"error: {refused.detail}", err=True)
         raise typer.Exit(1) from None
+
+
+def _change_client(
+    settings: Settings, client_id: str, change: Callable[[AsyncSession, Client], Awaitable[T]]
+) -> T:
+    """Run ``change`` on the client named ``client_id``."""
+
+    async def work(session: AsyncSession) -> T:
+        return await change(session, await client_admin.get_client(session, client_id=client_id))
+
+    return _run_change(settings, work)
 
 
 async def _all_clients(settings: Settings, *, include_deleted: bool) -> list[Client]:
@@ -296,46 +303,18 @@ def create_client(
     typer.echo(f"client_id={client_id}\nclient_secret={secret}")
 
 
-async def _on_person(
-    settings: Settings, email: str, change: Callable[[AsyncSession, User], Awaitable[T]]
-) -> T:
-    engine = create_engine(settings)
-    try:
-        async with create_sessionmaker(engine)() as session:
-            user = await accounts.find_by_email(session, email)
-            if user is None:
-                raise NotFound("No user with this email address.")
-            result = await change(session, user)
-            await session.commit()
-            return result
-    finally:
-        await engine.dispose()
-
-
 def _run_for_person(
     settings: Settings, email: str, change: Callable[[AsyncSession, User], Awaitable[T]]
 ) -> T:
-    migrate_database(settings)
-    try:
-        return asyncio.run(_on_person(settings, email, change))
-    except AppError as refused:
-        typer.echo(f"error: {refused.detail}", err=True)
-        raise typer.Exit(1) from None
+    """Run ``change`` on the person with this email address."""
 
+    async def work(session: AsyncSession) -> T:
+        user = await accounts.find_by_email(session, email)
+        if user is None:
+            raise NotFound("No user with this email address.")
+        return await change(session, user)
 
-async def _create_person(
-    settings: Settings, email: str, name: str | None, role: Role
-) -> tuple[User, str]:
-    engine = create_engine(settings)
-    try:
-        async with create_sessionmaker(engine)() as session:
-            created = await accounts.create_user(
-                session, email=email, name=name, role=role, actor=CLI_ACTOR, now=utcnow()
-            )
-            await session.commit()
-            return created
-    finally:
-        await engine.dispose()
+    return _run_change(settings, work)
 
 
 EmailOption = Annotated[str, typer.Option("--email", help="The person's email address.")]
@@ -352,12 +331,12 @@ def create_person(
     if role not in accounts.PERSON_ROLES:
         typer.echo("error: a person's role is officer or admin", err=True)
         raise typer.Exit(2)
-    migrate_database(settings)
-    try:
-        user, temporary = asyncio.run(_create_person(settings, email, name, role))
-    except AppError as refused:
-        typer.echo(f"error: {refused.detail}", err=True)
-        raise typer.Exit(1) from None
+    user, temporary = _run_change(
+        settings,
+        lambda session: accounts.create_user(
+            session, email=email, name=name, role=role, actor=CLI_ACTOR, now=utcnow()
+        ),
+    )
     typer.echo(f"user_id={user.id}\nemail={user.email}\ntemporary_password={temporary}")
     typer.echo("Log in at /console; the temporary password must be changed at first login.")
 
