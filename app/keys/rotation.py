@@ -140,7 +140,8 @@ async def _reencrypt(
         for row in rows:
             for index, name in enumerate(columns, start=1):
                 token = row[index]
-                if token is None or encrypted_under_current(token, secret_key=settings.secret_key):
+                # Empty: wiped once used (a sent mail keeps no recipient or body).
+                if not token or encrypted_under_current(token, secret_key=settings.secret_key):
                     continue
                 fresh = reencrypt_secret(token, secret_keys=settings.reading_keys)
                 if fresh is None:

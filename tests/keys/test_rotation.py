@@ -242,3 +242,32 @@ async def test_suppressing_again_rehashes_an_old_entry_under_the_current_key(
         )
     # One entry, merged, now under the new key (no retired key was kept: rotate never ran).
     assert found and channels == ["email", "sms"]
+
+
+async def test_a_sent_mail_wiped_of_its_recipient_and_body_is_not_unreadable(
+    database_url: str,
+) -> None:
+    """Sent mail keeps no recipient or body (empty strings): nothing to re-encrypt, and
+    nothing for `dsr keys rotate` to report as opening under no key."""
+    new = rotated(database_url)
+    now = utcnow()
+    sessionmaker = await _sessions(new)
+    async with sessionmaker() as session:
+        session.add(
+            MailMessage(
+                id=uuid.uuid4(),
+                request_id=None,
+                kind="alert",
+                recipient_encrypted="",
+                subject="Sent",
+                body_encrypted="",
+                status="sent",
+                attempt_count=1,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+        await session.commit()
+    report = await rotation.rotate(sessionmaker, settings=new)
+    assert not report.unreadable, report.lines()
+    assert not report.reencrypted
