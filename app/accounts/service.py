@@ -1,5 +1,5 @@
 """People's accounts: create, list, read, disable, enable, reset and change the password,
-enrol in and leave the TOTP second factor; and the ``Principal`` a person acts as.
+enrol in and leave the TOTP second factor.
 
 Services take the session explicitly and never commit. Every admin action is logged on the
 ``app.audit`` logger with who did it and to which account (ids only, never an address).
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.accounts import passwords, totp
-from app.auth.scopes import ROLE_SCOPES, Principal, Role
+from app.auth.scopes import Role
 from app.core.config import Settings
 from app.core.crypto import decrypt_secret, encrypt_secret
 from app.core.errors import BadRequest, Conflict, NotFound, UnprocessableEntity
@@ -56,17 +56,6 @@ def is_user_id(value: str) -> bool:
 def account_email(value: str) -> str:
     """The address as accounts store it: normalised, then lower-cased (ValueError if invalid)."""
     return normalise_email(value.strip()).lower()
-
-
-def principal_for_role(role: Role) -> frozenset[str]:
-    """The scopes a person of ``role`` holds: the same as an API client of that role."""
-    return frozenset(ROLE_SCOPES[role])
-
-
-def principal_for(user: User) -> Principal:
-    """Who the person is to every service: their user id, their role and its scopes."""
-    role = Role(user.role)
-    return Principal(client_id=user.id, role=role, scopes=principal_for_role(role))
 
 
 def _audit(action: str, *, actor: str, user: User) -> None:

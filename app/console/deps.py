@@ -51,9 +51,8 @@ from jinja2 import Environment, FunctionLoader, select_autoescape
 from markupsafe import Markup
 from starlette.datastructures import FormData
 
-from app.accounts import service as accounts
 from app.accounts import sessions
-from app.auth.scopes import Principal, Role
+from app.auth.scopes import ROLE_SCOPES, Principal, Role
 from app.core.config import Settings
 from app.core.deps import NowDep, SessionDep, SettingsDep
 from app.core.errors import AppError
@@ -97,7 +96,7 @@ class ConsolePerson:
         return Principal(
             client_id=self.user_id,
             role=self.role,
-            scopes=accounts.principal_for_role(self.role),
+            scopes=ROLE_SCOPES[self.role],
         )
 
     @property
