@@ -11,8 +11,7 @@ from httpx import AsyncClient
 from sqlalchemy import select
 from sqlmodel import col
 
-from app.accounts import service as accounts
-from app.auth.scopes import Principal, Role
+from app.auth.scopes import ROLE_SCOPES, Principal, Role
 from app.core.config import Settings
 from app.core.time import utcnow
 from app.models import WebhookDelivery
@@ -156,7 +155,7 @@ async def test_officers_see_only_their_own_endpoints_as_in_the_api(
             principal=Principal(
                 client_id=user_id,
                 role=Role.OFFICER,
-                scopes=accounts.principal_for_role(Role.OFFICER),
+                scopes=ROLE_SCOPES[Role.OFFICER],
             ),
             url="http://127.0.0.1:9/mine",
             events=["request.*"],

@@ -6,15 +6,14 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 
-from app.accounts.service import principal_for_role
-from app.auth.scopes import Principal, Role
+from app.auth.scopes import ROLE_SCOPES, Principal, Role
 from app.core.time import utcnow
 from app.enums import RequestStatus
 from app.models import DsrRequest
 from app.requests import lifecycle, service
 from tests.factories import create_request, identity_assertion
 
-OFFICER = Principal(client_id="officer", role=Role.OFFICER, scopes=principal_for_role(Role.OFFICER))
+OFFICER = Principal(client_id="officer", role=Role.OFFICER, scopes=ROLE_SCOPES[Role.OFFICER])
 
 
 @pytest.mark.parametrize(
