@@ -86,6 +86,15 @@ async def _fetch_refs(url: str, prefix: str) -> list[str]:
         await conn.close()
 
 
+async def _analyze(url: str) -> None:
+    dsn, _ = pg_dsn(url)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
 def settled_refs(url: str, prefix: str, timeout: float = 15.0) -> list[str]:
     """The run's rows once the server has finished what wrk left in flight."""
     deadline = time.monotonic() + timeout
@@ -531,6 +540,9 @@ def bench(args: argparse.Namespace, logs: Path) -> int:
         for name, target in durables.items():
             env = {**wrk_env, "BENCH_TOKEN": target.token, "BENCH_RUN": "warm"}
             warm_up(name, script, target.server.base + "/v1/requests", args, env)
+            # A database in service has statistics (autovacuum analyzes within a minute of
+            # the first rows); a fresh one has none and plans as if every table were empty.
+            asyncio.run(_analyze(target.database_url))
         # Floor and intake alternate, round by round, so a slow patch of the machine
         # falls on both.
         for round_no in range(1, args.rounds + 1):

@@ -9,9 +9,21 @@ whichever identity two requests share.
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, false, func, literal, or_, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    bindparam,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
@@ -71,12 +83,6 @@ def hashes_of(settings: Settings, dsr: DsrRequest) -> SubjectHashes:
     )
 
 
-def store_hashes(dsr: DsrRequest, hashes: SubjectHashes) -> None:
-    dsr.subject_email_hash = hashes.email
-    dsr.subject_phone_hash = hashes.phone
-    dsr.subject_customer_id_hash = hashes.customer_id
-
-
 def same_subject(hashes: SubjectHashes) -> ColumnElement[bool]:
     """Requests sharing any identity with ``hashes`` (each side of the OR has its index)."""
     matches = [
@@ -94,10 +100,11 @@ def same_subject(hashes: SubjectHashes) -> ColumnElement[bool]:
 _MATCHED_BY = ("subject_email_hash", "subject_phone_hash", "subject_customer_id_hash")
 
 
-def _oldest_open(name: str, values: list[str], types: list[str]) -> Select[Any]:
+def _oldest_open(name: str) -> Select[Any]:
     """Per (type, value of the hash column ``name``): the oldest open request, one row each.
 
     Ranked in the database so a subject with thousands of open requests still sends one row.
+    The values and types are bound at execution (``<name>_values``, ``types``).
     """
     table = DsrRequest.__table__  # type: ignore[attr-defined]
     column = table.c[name]
@@ -111,12 +118,22 @@ def _oldest_open(name: str, values: list[str], types: list[str]) -> Select[Any]:
             .over(partition_by=(table.c.type, column), order_by=(table.c.received_at, table.c.id))
             .label("rank"),
         )
-        .where(column.in_(values), table.c.type.in_(types), table.c.status.in_(OPEN_STATUSES))
+        .where(
+            column.in_(bindparam(f"{name}_values", expanding=True)),
+            table.c.type.in_(bindparam("types", expanding=True)),
+            table.c.status.in_(OPEN_STATUSES),
+        )
         .subquery()
     )
     return select(
         literal(name).label("kind"), ranked.c.id, ranked.c.type, ranked.c.received_at, ranked.c.hash
     ).where(ranked.c.rank == 1)
+
+
+@lru_cache(maxsize=8)
+def _oldest_open_query(kinds: tuple[str, ...]) -> CompoundSelect:
+    # Built once per combination of identities: building it per batch was 8 % of intake.
+    return union_all(*(_oldest_open(name) for name in kinds))
 
 
 async def flag_duplicates(connection: AsyncConnection, writes: list[Write]) -> None:
@@ -133,18 +150,19 @@ async def flag_duplicates(connection: AsyncConnection, writes: list[Write]) -> N
         if rows_of.name == DsrRequest.__tablename__
         for row in rows
     ]
-    types = sorted({row["type"] for row in new_rows})
-    parts = [
-        _oldest_open(name, values, types)
+    values = {
+        name: found
         for name in _MATCHED_BY
-        if (values := sorted({row[name] for row in new_rows if row.get(name)}))
-    ]
-    if not parts:
+        if (found := sorted({row[name] for row in new_rows if row.get(name)}))
+    }
+    if not values:
         return
+    params: dict[str, Any] = {f"{name}_values": found for name, found in values.items()}
+    params["types"] = sorted({row["type"] for row in new_rows})
     # (kind of identity, its hash, type) -> (received_at, id) of the oldest open request.
     oldest: dict[tuple[str, str, str], tuple[datetime, uuid.UUID]] = {}
-    for found in await connection.execute(union_all(*parts)):
-        oldest[(found.kind, found.hash, found.type)] = (found.received_at, found.id)
+    for match in await connection.execute(_oldest_open_query(tuple(values)), params):
+        oldest[(match.kind, match.hash, match.type)] = (match.received_at, match.id)
     for row in new_rows:
         keys = [(name, row[name], row["type"]) for name in _MATCHED_BY if row.get(name)]
         matches = [oldest[key] for key in keys if key in oldest]

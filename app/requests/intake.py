@@ -13,7 +13,7 @@ from app.auth.assertions import assertion_replayed, verify_identity_assertion
 from app.auth.scopes import Principal
 from app.core.config import Settings
 from app.core.errors import Conflict, UnprocessableEntity
-from app.core.group_commit import GroupCommitter, Write, table_row
+from app.core.group_commit import GroupCommitter, Write, table_row, transient
 from app.enums import RequestStatus, VerificationMethod
 from app.mail import messages
 from app.metrics.instruments import REQUESTS_RECEIVED
@@ -108,28 +108,32 @@ async def create_request(
         channel=payload.channel,
     )
     details = payload.details.model_dump(mode="json") if hasattr(payload, "details") else {}
-    dsr = DsrRequest(
-        # Explicit id: SQLModel's default_factory path inspects signatures on every call.
-        id=uuid.uuid4(),
-        type=payload.type,  # type: ignore[attr-defined]
-        status=RequestStatus.AWAITING_VERIFICATION.value,
-        regulation=payload.regulation.value,
-        channel=payload.channel.value,
-        received_at=received_at,
-        external_ref=payload.external_ref,
-        submitted_by=principal.client_id,
-        subject_email=subject.email,
-        subject_phone=subject.phone,
-        subject_name=subject.name,
-        subject_customer_id=subject.customer_id,
-        details=details,
-        created_at=now,
-        updated_at=now,
-    )
     hashes = duplicates.subject_hashes(
         settings, email=subject.email, phone=subject.phone, customer_id=subject.customer_id
     )
-    duplicates.store_hashes(dsr, hashes)
+    dsr = transient(
+        DsrRequest,
+        {
+            "id": uuid.uuid4(),
+            "type": payload.type,  # type: ignore[attr-defined]
+            "status": RequestStatus.AWAITING_VERIFICATION.value,
+            "regulation": payload.regulation.value,
+            "channel": payload.channel.value,
+            "received_at": received_at,
+            "external_ref": payload.external_ref,
+            "submitted_by": principal.client_id,
+            "subject_email": subject.email,
+            "subject_phone": subject.phone,
+            "subject_name": subject.name,
+            "subject_customer_id": subject.customer_id,
+            "subject_email_hash": hashes.email,
+            "subject_phone_hash": hashes.phone,
+            "subject_customer_id_hash": hashes.customer_id,
+            "details": details,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
     spent_assertions: list[dict[str, Any]] = []
     if payload.identity_assertion:
         ensure_method_allowed(settings, dsr.type, VerificationMethod.IDENTITY_ASSERTION)
