@@ -2,6 +2,7 @@
 shared intake machinery (sessionmaker and group committer) held by the app."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
@@ -42,10 +43,21 @@ async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
 
 
-async def get_committer(request: Request) -> GroupCommitter:
-    """The app's group committer: concurrent intakes share one transaction."""
-    committer: GroupCommitter = request.app.state.committer
-    return committer
+@dataclass(frozen=True)
+class Intake:
+    """What intake takes from the app, as one dependency: FastAPI solves each dependency on
+    every request, and intake is the hot path."""
+
+    settings: Settings
+    sessionmaker: async_sessionmaker[AsyncSession]
+    # Concurrent intakes share one transaction.
+    committer: GroupCommitter
+    now: datetime
 
 
-CommitterDep = Annotated[GroupCommitter, Depends(get_committer)]
+async def get_intake(request: Request) -> Intake:
+    state = request.app.state
+    return Intake(state.settings, state.sessionmaker, state.committer, state.clock())
+
+
+IntakeDep = Annotated[Intake, Depends(get_intake)]

@@ -24,7 +24,7 @@ from pydantic_core import PydanticUndefined
 from sqlalchemy import Insert, Table, insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.orm.instrumentation import manager_of_class
+from sqlalchemy.orm import class_mapper
 
 from app.core.db import database_unavailable
 
@@ -213,7 +213,8 @@ def transient(model: type[Model], values: dict[str, Any]) -> Model:
     values come from a validated body and our own code. Factory defaults are not applied, so
     give every such field (ids) in ``values``. Never add the instance to a session.
     """
-    instance = manager_of_class(model).new_instance()
+    # class_mapper configures the mappers first, as constructing any instance would.
+    instance = class_mapper(model).class_manager.new_instance()
     instance.__dict__.update(_field_defaults(model))
     instance.__dict__.update(values)
     return instance  # type: ignore[no-any-return]

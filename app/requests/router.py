@@ -6,7 +6,7 @@ from fastapi import APIRouter, Body, Header, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 
 from app.auth.deps import Officer, Reader, Submitter, TokenFirstRoute
-from app.core.deps import CommitterDep, NowDep, SessionDep, SessionmakerDep, SettingsDep
+from app.core.deps import IntakeDep, NowDep, SessionDep, SettingsDep
 from app.core.errors import ACTION_ERRORS, AUTH_ERRORS, NOT_FOUND, VALIDATION
 from app.core.pagination import Page
 from app.core.schemas import TextDate
@@ -51,11 +51,8 @@ actions = APIRouter(prefix="/v1/requests", tags=["Request actions"], route_class
 async def create_request(
     request: Request,
     principal: Submitter,
-    settings: SettingsDep,
-    sessionmaker: SessionmakerDep,
-    committer: CommitterDep,
+    shared: IntakeDep,
     payload: Annotated[RequestCreate, Body(openapi_examples=REQUEST_CREATE_EXAMPLES)],
-    now: NowDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -82,7 +79,7 @@ async def create_request(
     fingerprint = None
     if idempotency_key is not None:
         fingerprint = intake.body_fingerprint(await request.body())
-        async with sessionmaker() as session:
+        async with shared.sessionmaker() as session:
             stored = await intake.find_idempotent_response(
                 session, principal=principal, key=idempotency_key, fingerprint=fingerprint
             )
@@ -93,12 +90,12 @@ async def create_request(
                 headers={"Idempotent-Replayed": "true", "Location": f"/v1/requests/{stored['id']}"},
             )
     _dsr, public = await intake.create_request(
-        committer,
-        sessionmaker,
-        settings=settings,
+        shared.committer,
+        shared.sessionmaker,
+        settings=shared.settings,
         principal=principal,
         payload=payload,
-        now=now,
+        now=shared.now,
         idempotency_key=idempotency_key,
         fingerprint=fingerprint,
     )
