@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from pydantic_core import PydanticUndefined
-from sqlalchemy import Insert, Table, insert
+from sqlalchemy import JSON, Insert, Table, insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import class_mapper
@@ -133,7 +133,7 @@ class GroupCommitter:
                     if not rows:
                         continue
                     try:
-                        await connection.execute(_insert_into(table), rows)
+                        await _insert_rows(connection, table, rows)
                     except IntegrityError:
                         conflict = pending.write.on_conflict.get(table.name)
                         if conflict is None:
@@ -159,14 +159,24 @@ async def _prepare(connection: AsyncConnection, writes: list[Write]) -> None:
 
 
 async def _insert(connection: AsyncConnection, writes: list[Write]) -> None:
-    """Each table's rows from every write in one executemany, tables in first-seen order."""
+    """Each table's rows from every write together, tables in first-seen order."""
     by_table: dict[str, tuple[Table, list[dict[str, Any]]]] = {}
     for write in writes:
         for table, rows in write.rows:
             by_table.setdefault(table.name, (table, []))[1].extend(rows)
     for table, rows in by_table.values():
-        if rows:
-            await connection.execute(_insert_into(table), rows)
+        await _insert_rows(connection, table, rows)
+
+
+async def _insert_rows(
+    connection: AsyncConnection, table: Table, rows: list[dict[str, Any]]
+) -> None:
+    """One executemany per set of columns given (an executemany binds the same columns)."""
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        shapes.setdefault(tuple(row), []).append(row)
+    for same_columns in shapes.values():
+        await connection.execute(_insert_into(table), same_columns)
 
 
 @lru_cache(maxsize=64)
@@ -186,8 +196,35 @@ def _settle(batch: list[_Pending], error: BaseException | None) -> None:
 
 
 def table_row(table: Table, instance: Any) -> dict[str, Any]:
-    """An ORM instance as a plain row for a Core INSERT (intake skips the unit of work)."""
-    return {column.name: getattr(instance, column.name) for column in table.c}
+    """An ORM instance as a plain row for a Core INSERT (intake skips the unit of work).
+
+    Columns left NULL are left out, so the statement binds only what the row holds (a new
+    request fills 15 of its 45 columns); the database stores NULL for them all the same.
+    """
+    values = instance.__dict__
+    return {
+        name: value
+        for name in _insert_columns(table)
+        if (value := values.get(name)) is not None or name not in _nullable_unset(table)
+    }
+
+
+@lru_cache(maxsize=64)
+def _insert_columns(table: Table) -> tuple[str, ...]:
+    return tuple(column.name for column in table.c)
+
+
+@lru_cache(maxsize=64)
+def _nullable_unset(table: Table) -> frozenset[str]:
+    """Columns that store NULL when left out of an INSERT: no default of ours or the
+    database's, and not JSON (whose None is stored as JSON null, not NULL)."""
+    return frozenset(
+        column.name
+        for column in table.c
+        if column.default is None
+        and column.server_default is None
+        and not isinstance(column.type, JSON)
+    )
 
 
 _defaults: dict[type[Any], dict[str, Any]] = {}

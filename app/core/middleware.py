@@ -101,7 +101,9 @@ class BodyHygieneMiddleware:
                     f"Send the body as {wanted}.",
                 )
                 return
-        if not declares_body:
+        if not declares_body or (not expects_form and b"transfer-encoding" not in headers):
+            # A declared length within the limit bounds a JSON body already (the server reads
+            # no more than it declares), and JSON is judged by the route: no need to buffer.
             await self.app(scope, receive, send)
             return
         # Read the body once (bounded) to screen it, then replay it downstream.
