@@ -360,7 +360,9 @@ class MailMessage(SQLModel, table=True):
     """A message to a data subject, queued in the transaction that caused it.
 
     Recipient and bodies are encrypted at rest and wiped once sent: a verification code
-    must not outlive its delivery in readable form.
+    must not outlive its delivery in readable form. An *intent* (``body_encrypted`` NULL, the
+    acknowledgement) stores no subject or bodies, only ``render_context``: the worker renders
+    it at send time (``app.mail.messages.render_intent``).
     """
 
     __tablename__ = "mail_outbox"
@@ -370,9 +372,16 @@ class MailMessage(SQLModel, table=True):
     request_id: uuid.UUID | None = Field(default=None, foreign_key="requests.id")
     kind: str = Field(max_length=40)
     recipient_encrypted: str = Field(max_length=2000)
-    subject: str = Field(max_length=300)
-    body_encrypted: str = Field(sa_column=Column(Text, nullable=False))
+    # NULL for an intent until sent: rendered by the worker.
+    subject: str | None = Field(default=None, max_length=300)
+    body_encrypted: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     html_encrypted: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # An intent's template context besides the request: no personal data (dates as
+    # {"__date__": "YYYY-MM-DD"}, see app.mail.messages.encode_context). SQL NULL (not JSON
+    # null) on every rendered message.
+    render_context: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
     status: str = Field(default="pending", max_length=20)
     attempt_count: int = 0
     next_attempt_at: datetime = timestamp()

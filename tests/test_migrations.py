@@ -196,3 +196,108 @@ def test_closed_by_is_read_from_the_audit_trail_of_closed_requests(empty_databas
         completed.hex: "officer-2",
         still_open.hex: None,
     }
+
+
+# The last_error 0019's downgrade gives an intent that was still to be sent.
+DROPPED_BY_DOWNGRADE = "unsent intent dropped by downgrade (no renderer before 0019)"
+
+
+def test_mail_intents_migrate_up_and_down(empty_database: str) -> None:
+    """0019 makes subject and body optional and adds render_context; its downgrade keeps
+    rendered messages as they are and fails (and wipes) the intents an older worker could not
+    render."""
+    config = alembic_config(empty_database)
+    command.upgrade(config, "0018")
+    key = (lambda value: value.hex) if empty_database.startswith("sqlite") else str
+    rendered, pending_intent, sent_intent = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    now = datetime(2026, 12, 8, 9, 0, tzinfo=UTC)
+    columns = (
+        "id, kind, recipient_encrypted, subject, body_encrypted, status, attempt_count, "
+        "next_attempt_at, created_at"
+    )
+    insert_rendered = (
+        f"INSERT INTO mail_outbox ({columns}) VALUES "
+        "(:id, 'verification_code', 'token-r', 'Your verification code', 'token-b', 'pending', "
+        "0, :now, :now)"
+    )
+
+    async def run(statements: list[tuple[str, dict[str, object]]]) -> list[object]:
+        engine = create_async_engine(empty_database)
+        async with engine.begin() as connection:
+            results = [await connection.execute(text(sql), params) for sql, params in statements]
+            rows = [result.all() for result in results if result.returns_rows]
+        await engine.dispose()
+        return rows
+
+    def mail_columns() -> dict[str, bool]:
+        async def read() -> dict[str, bool]:
+            engine = create_async_engine(empty_database)
+            async with engine.connect() as connection:
+                found = await connection.run_sync(
+                    lambda sync: inspect(sync).get_columns("mail_outbox")
+                )
+            await engine.dispose()
+            return {column["name"]: column["nullable"] for column in found}
+
+        return asyncio.run(read())
+
+    asyncio.run(run([(insert_rendered, {"id": key(rendered), "now": now})]))
+    command.upgrade(config, "0019")
+    nullable = mail_columns()
+    assert nullable["subject"] and nullable["body_encrypted"] and nullable["render_context"]
+    insert_intent = (
+        "INSERT INTO mail_outbox (id, kind, recipient_encrypted, render_context, status, "
+        "attempt_count, next_attempt_at, created_at) VALUES (:id, 'acknowledgement', :recipient, "
+        ":context, :status, 0, :now, :now)"
+    )
+    context = '{"due_date": null, "verification_needed": true}'
+    asyncio.run(
+        run(
+            [
+                (
+                    insert_intent,
+                    {
+                        "id": key(pending_intent),
+                        "recipient": "token-i",
+                        "context": context,
+                        "status": "pending",
+                        "now": now,
+                    },
+                ),
+                (
+                    insert_intent,
+                    {
+                        "id": key(sent_intent),
+                        "recipient": "",
+                        "context": context,
+                        "status": "sent",
+                        "now": now,
+                    },
+                ),
+            ]
+        )
+    )
+
+    command.downgrade(config, "0018")
+    nullable = mail_columns()
+    assert "render_context" not in nullable
+    assert not nullable["subject"] and not nullable["body_encrypted"]
+    [rows] = asyncio.run(
+        run(
+            [
+                (
+                    "SELECT id, status, recipient_encrypted, subject, body_encrypted, last_error "
+                    "FROM mail_outbox",
+                    {},
+                )
+            ]
+        )
+    )
+    found = {str(row[0]).replace("-", ""): tuple(row[1:]) for row in rows}  # type: ignore[attr-defined]
+    assert found == {
+        rendered.hex: ("pending", "token-r", "Your verification code", "token-b", None),
+        pending_intent.hex: ("failed", "", "", "", DROPPED_BY_DOWNGRADE),
+        sent_intent.hex: ("sent", "", "", "", None),
+    }
+    command.upgrade(config, "head")
+    command.check(config)

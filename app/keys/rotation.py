@@ -140,7 +140,8 @@ async def _reencrypt(
         for row in rows:
             for index, name in enumerate(columns, start=1):
                 token = row[index]
-                # Empty: wiped once used (a sent mail keeps no recipient or body).
+                # Empty: wiped once used (a sent mail keeps no recipient or body). NULL:
+                # nothing stored (no HTML part; an acknowledgement intent has no bodies).
                 if not token or encrypted_under_current(token, secret_key=settings.secret_key):
                     continue
                 fresh = reencrypt_secret(token, secret_keys=settings.reading_keys)

@@ -2,11 +2,16 @@
 
 Delivery is the worker's job (``app.mail.sender``): a change that rolls back queues
 nothing, and a queued message survives a crash.
+
+Most messages are rendered when queued (``message_row``). The acknowledgement, on the intake
+hot path, is queued as an *intent* (``intent_row``): the encrypted recipient and a context
+free of personal data; the worker renders it at send time (``render_intent``) with the
+request as it reads it then, giving the same text as ``message_row`` would have.
 """
 
 import uuid
 from collections.abc import MutableMapping
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -78,6 +83,20 @@ def render(
     return subject, text, html
 
 
+def _render_for(
+    kind: MessageKind,
+    dsr: DsrRequest,
+    context: dict[str, Any],
+    *,
+    settings: Settings,
+    queued_at: datetime,
+) -> tuple[str, str, str | None]:
+    # Every message to a subject links their status page (the shared layouts show it); the
+    # link's validity counts from when the message was queued.
+    link = status_url(dsr.id, settings=settings, now=queued_at)
+    return render(kind, {"request": dsr, "status_url": link, **context}, settings=settings)
+
+
 def message_row(
     *,
     settings: Settings,
@@ -89,11 +108,7 @@ def message_row(
     """The mail-outbox row for a message to the request's subject; None without an email."""
     if not dsr.subject_email:
         return None
-    # Every message to a subject links their status page (the shared layouts show it).
-    link = status_url(dsr.id, settings=settings, now=now)
-    subject, text, html = render(
-        kind, {"request": dsr, "status_url": link, **context}, settings=settings
-    )
+    subject, text, html = _render_for(kind, dsr, context, settings=settings, queued_at=now)
     key = settings.secret_key
     return {
         "id": uuid.uuid4(),
@@ -110,6 +125,103 @@ def message_row(
         # The worker logs the sending under the id of the HTTP request that queued it.
         "trace_id": current_request_id(),
     }
+
+
+# An intent's context is stored as JSON: a date is tagged so that it comes back a date
+# (templates call strftime on it), under any key and at any depth.
+DATE_TAG = "__date__"
+
+
+def _encoded(value: Any) -> Any:
+    if isinstance(value, datetime):
+        # A datetime is a date too; tagging it as one would drop its time.
+        raise TypeError("a mail intent's context holds dates, not datetimes")
+    if isinstance(value, date):
+        return {DATE_TAG: value.isoformat()}
+    if isinstance(value, list | tuple):
+        return [_encoded(item) for item in value]
+    if isinstance(value, dict):
+        if not all(isinstance(key, str) for key in value):
+            raise TypeError("a mail intent's context has string keys only")
+        return {key: _encoded(item) for key, item in value.items()}
+    if value is None or isinstance(value, str | int | float):
+        return value
+    raise TypeError(f"a mail intent's context cannot hold a {type(value).__name__}")
+
+
+def _revived(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_revived(item) for item in value]
+    if isinstance(value, dict):
+        if value.keys() == {DATE_TAG}:
+            return date.fromisoformat(value[DATE_TAG])
+        return {key: _revived(item) for key, item in value.items()}
+    return value
+
+
+def encode_context(context: dict[str, Any]) -> dict[str, Any]:
+    """The context as JSON: dates as ``{"__date__": "YYYY-MM-DD"}``; JSON's own types as they
+    are (tuples become lists); anything else is a TypeError at queue time, not at send time."""
+    encoded: dict[str, Any] = _encoded(context)
+    return encoded
+
+
+def decode_context(stored: dict[str, Any] | None) -> dict[str, Any]:
+    """What ``encode_context`` stored, with its dates revived."""
+    revived: dict[str, Any] = _revived(stored or {})
+    return revived
+
+
+def intent_row(
+    *,
+    settings: Settings,
+    request_id: uuid.UUID,
+    recipient: str | None,
+    kind: MessageKind,
+    context: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any] | None:
+    """The mail-outbox row for a message the worker renders at send time; None without a
+    recipient.
+
+    ``context`` is what the templates need besides the request and the status link, and must
+    hold no personal data (dates, flags, method names, numbers): it is stored unencrypted.
+    The recipient is encrypted; subject and bodies stay NULL (that marks an intent).
+    """
+    if not recipient:
+        return None
+    return {
+        "id": uuid.uuid4(),
+        "request_id": request_id,
+        "kind": kind.value,
+        "recipient_encrypted": encrypt_secret(recipient, secret_key=settings.secret_key),
+        "subject": None,
+        "body_encrypted": None,
+        "html_encrypted": None,
+        "render_context": encode_context(context),
+        "status": "pending",
+        "attempt_count": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "trace_id": current_request_id(),
+    }
+
+
+def render_intent(
+    message: MailMessage, dsr: DsrRequest, *, settings: Settings
+) -> tuple[str, str, str | None]:
+    """(subject, plain text, HTML or None) of an intent, for the request it belongs to.
+
+    The same templates and context as ``message_row`` at the time it was queued
+    (``created_at``), so the same text; raises whatever the templates raise.
+    """
+    return _render_for(
+        MessageKind(message.kind),
+        dsr,
+        decode_context(message.render_context),
+        settings=settings,
+        queued_at=message.created_at,
+    )
 
 
 async def queue_message(

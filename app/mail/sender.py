@@ -7,6 +7,10 @@ message is sent again (at least once; the ``Message-ID`` is stable across attemp
 clients can drop a duplicate). Once a message is sent, or has failed for good, its recipient
 and bodies are wiped: a verification code never outlives its delivery.
 
+An intent (the acknowledgement: no bodies stored) is rendered when claimed, with its request
+read in one query for the batch; one that cannot be rendered (its request is gone, an
+operator's template fails) fails for good on its own, and the rest of the batch goes out.
+
 With no ``DSR_SMTP_HOST`` (development) "sending" writes the message to the ``app.mail``
 log with the recipient masked.
 """
@@ -30,8 +34,8 @@ from app.core.config import Settings
 from app.core.crypto import decrypt_secret
 from app.core.logs import bound_request_id
 from app.core.time import utcnow
-from app.mail.messages import MessageKind
-from app.models import MailMessage
+from app.mail.messages import MessageKind, render_intent
+from app.models import DsrRequest, MailMessage
 
 logger = logging.getLogger("app.mail")
 
@@ -61,6 +65,8 @@ class ClaimedMail:
     created_at: datetime
     # The X-Request-ID of the HTTP request that queued it: the sending is logged under it.
     trace_id: str | None = None
+    # Why it cannot be sent, found when claimed (an intent that would not render): final.
+    failure: str | None = None
 
 
 @dataclass
@@ -81,7 +87,8 @@ class SendResult:
 async def claim_due(
     session: AsyncSession, *, settings: Settings, now: datetime, limit: int = MAX_BATCH
 ) -> list[ClaimedMail]:
-    """Lease up to ``limit`` due messages to this worker and decrypt them (commit right after)."""
+    """Lease up to ``limit`` due messages to this worker, decrypt or render them (commit right
+    after)."""
     rows = list(
         (
             await session.execute(
@@ -107,22 +114,58 @@ async def claim_due(
         .where(col(MailMessage.id).in_([row.id for row in rows]))
         .values(claimed_until=now + timedelta(seconds=settings.mail_lease_seconds))
     )
+    requests = await _requests_of_intents(session, rows)
+    return [_claimed(row, requests, settings=settings) for row in rows]
+
+
+async def _requests_of_intents(
+    session: AsyncSession, rows: list[MailMessage]
+) -> dict[uuid.UUID, DsrRequest]:
+    """The requests the batch's intents are rendered for: one query, whatever the batch."""
+    wanted = {row.request_id for row in rows if row.body_encrypted is None and row.request_id}
+    if not wanted:
+        return {}
+    found = await session.execute(select(DsrRequest).where(col(DsrRequest.id).in_(wanted)))
+    return {dsr.id: dsr for dsr in found.scalars()}
+
+
+def _claimed(
+    row: MailMessage, requests: dict[uuid.UUID, DsrRequest], *, settings: Settings
+) -> ClaimedMail:
+    """One claimed row, ready to send: decrypted, or (an intent) rendered for its request."""
     keys = settings.reading_keys
-    return [
-        ClaimedMail(
-            message_id=row.id,
-            kind=row.kind,
-            subject=row.subject,
-            recipient=decrypt_secret(row.recipient_encrypted, secret_keys=keys),
-            text=decrypt_secret(row.body_encrypted, secret_keys=keys),
-            html=(
-                decrypt_secret(row.html_encrypted, secret_keys=keys) if row.html_encrypted else None
-            ),
-            created_at=row.created_at,
-            trace_id=row.trace_id,
-        )
-        for row in rows
-    ]
+    claim = ClaimedMail(
+        message_id=row.id,
+        kind=row.kind,
+        subject=row.subject or "",
+        recipient=decrypt_secret(row.recipient_encrypted, secret_keys=keys),
+        text=None,
+        html=None,
+        created_at=row.created_at,
+        trace_id=row.trace_id,
+    )
+    if row.body_encrypted is not None:
+        claim.text = decrypt_secret(row.body_encrypted, secret_keys=keys)
+        if row.html_encrypted:
+            claim.html = decrypt_secret(row.html_encrypted, secret_keys=keys)
+        return claim
+    dsr = requests.get(row.request_id) if row.request_id else None
+    if dsr is None:
+        return _unsendable(claim, "request of the message not found")
+    try:
+        claim.subject, claim.text, claim.html = render_intent(row, dsr, settings=settings)
+    except Exception as exc:  # one broken template (an operator's) must not stop the worker
+        return _unsendable(claim, f"message could not be rendered ({type(exc).__name__})")
+    return claim
+
+
+def _unsendable(claim: ClaimedMail, failure: str) -> ClaimedMail:
+    """Fail it when sent: no recipient kept, and only the class of error logged (an exception's
+    text may quote the request)."""
+    claim.recipient, claim.failure = None, failure
+    with bound_request_id(claim.trace_id):
+        logger.warning("mail %s (%s) cannot be sent: %s", claim.message_id, claim.kind, failure)
+    return claim
 
 
 # ---------------------------------------------------------------- sending
@@ -207,6 +250,8 @@ async def send(claim: ClaimedMail, *, settings: Settings) -> SendResult:
 
 async def _send(claim: ClaimedMail, *, settings: Settings) -> SendResult:
     now = utcnow()
+    if claim.failure is not None:
+        return SendResult(claim, claim.failure, permanent=True)
     if claim.recipient is None or claim.text is None:
         return SendResult(claim, "message could not be decrypted", permanent=True)
     if _expired_code(claim, settings=settings, now=now):
@@ -319,7 +364,8 @@ def _apply_result(message: MailMessage, result: SendResult, now: datetime) -> No
 
 
 def _wipe(message: MailMessage) -> None:
-    """Nothing will send this message again: drop the address and the contents."""
+    """Nothing will send this message again: drop the address and the contents (an intent's
+    context, holding no personal data, stays)."""
     message.recipient_encrypted = ""
     message.body_encrypted = ""
     message.html_encrypted = None

@@ -181,9 +181,11 @@ async def create_request(
         outbox_rows.append(
             audit.outbox_row(dsr=dsr, settings=settings, now=now, webhook_event="request.verified")
         )
-    acknowledgement = messages.message_row(
+    # Queued as an intent: the worker renders it at send time, off this hot path.
+    acknowledgement = messages.intent_row(
         settings=settings,
-        dsr=dsr,
+        request_id=dsr.id,
+        recipient=dsr.subject_email,
         kind=messages.MessageKind.ACKNOWLEDGEMENT,
         context={
             "due_date": dsr.due_date,

@@ -21,7 +21,8 @@ from app.core.db import create_engine, create_sessionmaker
 from app.core.time import utcnow
 from app.exports.service import issue_download_token, verify_download_token
 from app.keys import rotation
-from app.mail import status_link
+from app.mail import sender, status_link
+from app.mail.messages import render_intent
 from app.main import create_app
 from app.models import Client, DsrRequest, MailMessage, RetiredHashKey
 from app.requests.duplicates import hashes_of
@@ -147,11 +148,22 @@ async def _suppressed(settings: Settings, email: str) -> bool:
     return found
 
 
-async def _mail_bodies(settings: Settings, keys: list[str]) -> list[str | None]:
+async def _mail_read(settings: Settings, keys: list[str]) -> dict[str, tuple[str | None, ...]]:
+    """Each queued mail's recipient and text, by kind, as read with these keys alone; an
+    intent (no stored body) rendered as the worker renders it."""
     sessionmaker = await _sessions(settings)
+    read: dict[str, tuple[str | None, ...]] = {}
     async with sessionmaker() as session:
-        rows = (await session.execute(select(MailMessage))).scalars().all()
-    return [decrypt_secret(row.body_encrypted, secret_keys=keys) for row in rows]
+        for row in (await session.execute(select(MailMessage))).scalars().all():
+            recipient = decrypt_secret(row.recipient_encrypted, secret_keys=keys)
+            if row.body_encrypted is None:
+                dsr = await session.get(DsrRequest, row.request_id)
+                assert dsr is not None
+                text: str | None = render_intent(row, dsr, settings=settings)[1]
+            else:
+                text = decrypt_secret(row.body_encrypted, secret_keys=keys)
+            read[row.kind] = (recipient, text)
+    return read
 
 
 async def _authenticates(settings: Settings, client_id: str, secret: str) -> bool:
@@ -171,7 +183,14 @@ async def test_everything_reads_after_rotation_and_with_the_new_key_alone_after_
     old = make_settings(database_url, secret_key=OLD_KEY)
     async with AsyncClient(transport=ASGITransport(app=old_app), base_url="http://t") as http:
         headers = {"Authorization": f"Bearer {await get_token(http, ADMIN_ID, ADMIN_SECRET)}"}
-        await create_request(http, headers)
+        created = await create_request(http, headers)
+        # Its acknowledgement is an intent (no body); a code mail is rendered when queued.
+        sent = await http.post(
+            f"/v1/requests/{created['id']}/verification",
+            headers=headers,
+            json={"method": "email_code"},
+        )
+        assert sent.status_code == 200, sent.text
     sessionmaker = await _sessions(old)
     async with sessionmaker() as session:
         await suppression.suppress(
@@ -187,12 +206,14 @@ async def test_everything_reads_after_rotation_and_with_the_new_key_alone_after_
     # Rotated: the new key writes, the old one still reads.
     new = rotated(database_url)
     assert await _suppressed(new, "objector@example.com")
-    bodies = await _mail_bodies(new, list(new.reading_keys))
-    assert bodies and all(bodies)
+    mail = await _mail_read(new, list(new.reading_keys))
+    assert set(mail) == {"acknowledgement", "verification_code"}
+    assert all(all(read) for read in mail.values())
     assert await _authenticates(new, ADMIN_ID, ADMIN_SECRET)
 
     report = await rotation.rotate(await _sessions(new), settings=new, batch_size=1)
     assert not report.unreadable, report.lines()
+    assert report.reencrypted["mail_outbox.recipient_encrypted"] >= 2
     assert report.reencrypted["mail_outbox.body_encrypted"] >= 1
     assert report.reencrypted["clients.secret_encrypted"] >= 1
     assert report.rehashed["requests.subject_email_hash"] == 1
@@ -200,7 +221,9 @@ async def test_everything_reads_after_rotation_and_with_the_new_key_alone_after_
 
     # After `dsr keys rotate` the new key alone reads everything.
     alone = make_settings(database_url, secret_key=NEW_KEY)
-    assert all(await _mail_bodies(alone, [NEW_KEY]))
+    mail = await _mail_read(alone, [NEW_KEY])
+    assert set(mail) == {"acknowledgement", "verification_code"}
+    assert all(all(read) for read in mail.values())
     assert await _authenticates(alone, ADMIN_ID, ADMIN_SECRET)
     assert await _suppressed(alone, "objector@example.com")
     assert not await _suppressed(alone, "someone.else@example.com")
@@ -271,3 +294,34 @@ async def test_a_sent_mail_wiped_of_its_recipient_and_body_is_not_unreadable(
     report = await rotation.rotate(sessionmaker, settings=new)
     assert not report.unreadable, report.lines()
     assert not report.reencrypted
+
+
+async def test_an_acknowledgement_intent_moves_its_recipient_and_renders_under_the_new_key(
+    old_app: FastAPI, database_url: str
+) -> None:
+    """An intent stores no bodies (NULL): rotation re-encrypts its recipient alone, reports
+    nothing unreadable, and the worker holding only the new key renders and addresses it."""
+    async with AsyncClient(transport=ASGITransport(app=old_app), base_url="http://t") as http:
+        headers = {"Authorization": f"Bearer {await get_token(http, ADMIN_ID, ADMIN_SECRET)}"}
+        await create_request(http, headers)
+    new = rotated(database_url)
+    sessionmaker = await _sessions(new)
+    async with sessionmaker() as session:
+        (before,) = (await session.execute(select(MailMessage))).scalars().all()
+    assert before.body_encrypted is None and before.render_context
+
+    report = await rotation.rotate(sessionmaker, settings=new)
+    assert not report.unreadable, report.lines()
+    assert report.reencrypted["mail_outbox.recipient_encrypted"] == 1
+    assert "mail_outbox.body_encrypted" not in report.reencrypted
+    assert "mail_outbox.html_encrypted" not in report.reencrypted
+
+    alone = make_settings(database_url, secret_key=NEW_KEY, **MAIL)
+    async with (await _sessions(alone)).begin() as session:
+        (after,) = (await session.execute(select(MailMessage))).scalars().all()
+        assert (after.subject, after.body_encrypted, after.html_encrypted) == (None, None, None)
+        assert after.render_context == before.render_context
+        (claim,) = await sender.claim_due(session, settings=alone, now=utcnow())
+    assert claim.failure is None and claim.recipient == "jane.doe@example.com"
+    assert claim.subject == "We have received your data protection request"
+    assert claim.text and "We have received your" in claim.text

@@ -4,7 +4,6 @@ import html
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 
 from app.core.config import Settings
-from app.core.crypto import decrypt_secret
 from app.core.time import utcnow
 from app.mail import messages, sender
 from app.mail.messages import MessageKind
@@ -26,32 +24,14 @@ from app.models import DsrRequest, MailMessage
 from app.requests.rejection import rejection_notice
 from app.worker import PassStats, Worker
 from tests.conftest import ADMIN_ID, ADMIN_SECRET, TEST_SECRET_KEY, get_token, make_settings
+from tests.mail.helpers import SENDER, contents
 from tests.smtp_server import Captured, SmtpServer
 
 EMAIL = "jane.doe@example.com"
 NAME = "Philippa Mailsworth"
 PHONE = "+442079460456"
-SENDER = "privacy@controller.example"
 CODE = "042917"
 DUE = date(2026, 10, 5)
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with SmtpServer() as server:
-        yield server
-
-
-@pytest.fixture
-def settings(database_url: str, smtp: SmtpServer) -> Settings:
-    return make_settings(database_url, smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_from=SENDER)
-
-
-@pytest.fixture
-async def worker(app: FastAPI, settings: Settings) -> AsyncIterator[Worker]:
-    instance = Worker(settings, app.state.sessionmaker)
-    yield instance
-    await instance.close()
 
 
 async def insert_request(app: FastAPI, **overrides: Any) -> DsrRequest:
@@ -696,9 +676,11 @@ async def test_acknowledgement_says_how_identity_will_be_confirmed(
                 await client.post("/v1/requests", headers=headers, json=body)
             ).status_code == 201
         (row,) = await rows(app)
+        rendered = await contents(app, row)
     assert row.kind == "acknowledgement"
-    for encrypted in (row.body_encrypted, row.html_encrypted or ""):
-        body_text = words(decrypt_secret(encrypted, secret_keys=[TEST_SECRET_KEY]) or "")
+    assert rendered.html is not None
+    for part in (rendered.text, rendered.html):
+        body_text = words(part)
         assert "we need to confirm your identity" in body_text
         assert "separate email" not in body_text
         for phrase in asked:

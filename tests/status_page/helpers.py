@@ -9,9 +9,8 @@ from httpx import AsyncClient, Response
 from sqlalchemy import select
 from sqlmodel import col
 
-from app.core.crypto import decrypt_secret
 from app.models import MailMessage
-from tests.conftest import TEST_SECRET_KEY
+from tests.mail.helpers import contents
 
 LINK = re.compile(r"https?://[^\s\"<>]+/status/([A-Za-z0-9._-]+)")
 FORM_TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
@@ -26,14 +25,13 @@ async def mails(app: FastAPI, request_id: str, kind: str | None = None) -> list[
         return list(rows.scalars())
 
 
-def text_of(mail: MailMessage) -> str:
-    text = decrypt_secret(mail.body_encrypted or "", secret_keys=[TEST_SECRET_KEY])
-    assert text is not None
-    return text
+async def text_of(app: FastAPI, mail: MailMessage) -> str:
+    """The plain text the subject receives (an acknowledgement rendered as the worker does)."""
+    return (await contents(app, mail)).text
 
 
-def html_of(mail: MailMessage) -> str:
-    html = decrypt_secret(mail.html_encrypted or "", secret_keys=[TEST_SECRET_KEY])
+async def html_of(app: FastAPI, mail: MailMessage) -> str:
+    html = (await contents(app, mail)).html
     assert html is not None
     return html
 
@@ -42,8 +40,9 @@ async def status_path(app: FastAPI, request_id: str, kind: str = "acknowledgemen
     """``/status/<token>`` from the latest mail of this kind to the request's subject."""
     found = await mails(app, request_id, kind)
     assert found, f"no {kind} mail"
-    match = LINK.search(text_of(found[-1]))
-    assert match, text_of(found[-1])
+    text = await text_of(app, found[-1])
+    match = LINK.search(text)
+    assert match, text
     return f"/status/{match.group(1)}"
 
 

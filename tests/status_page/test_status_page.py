@@ -61,7 +61,7 @@ async def test_the_acknowledgement_links_the_page_of_its_request(
 ) -> None:
     dsr = await create_request(client, integration_headers, subject=SUBJECT)
     [acknowledgement] = await mails(app, dsr["id"], "acknowledgement")
-    text, html = text_of(acknowledgement), html_of(acknowledgement)
+    text, html = await text_of(app, acknowledgement), await html_of(app, acknowledgement)
     path = await status_path(app, dsr["id"])
     assert f"{settings.public_url}{path}" in text
     assert f'href="{settings.public_url}{path}"' in html
@@ -102,7 +102,7 @@ async def test_every_subject_mail_links_the_page_and_the_officer_alert_does_not(
     for mail in await mails(app, dsr["id"]):
         kinds.add(mail.kind)
         path = await status_path(app, dsr["id"], mail.kind)
-        assert path in html_of(mail)
+        assert path in await html_of(app, mail)
         assert (await page(client, path)).status_code == 200
     assert kinds == {"acknowledgement", "verification_code", "rejection"}
 
@@ -181,7 +181,7 @@ async def test_the_emailed_code_entered_on_the_page_verifies_the_request(
     )
     assert sent.status_code == 200, sent.text
     [code_mail] = await mails(app, dsr["id"], "verification_code")
-    code = re.search(r"\b(\d{6})\b", text_of(code_mail))
+    code = re.search(r"\b(\d{6})\b", await text_of(app, code_mail))
     assert code
     body = (await page(client, path)).text
     assert 'id="code-form"' in body and '<label for="code">Verification code</label>' in body
@@ -238,7 +238,7 @@ async def test_the_subject_asks_for_a_code_on_the_page_and_confirms_it(
     assert sent.status_code == 303
     assert sent.headers["location"] == f"{path}?done=code_sent"
     [code_mail] = await mails(app, dsr["id"], "verification_code")
-    code = re.search(r"\b(\d{6})\b", text_of(code_mail))
+    code = re.search(r"\b(\d{6})\b", await text_of(app, code_mail))
     assert code
     shown = (await client.get(sent.headers["location"])).text
     assert "We have emailed you a code" in shown

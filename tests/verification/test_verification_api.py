@@ -2,7 +2,8 @@
 
 Every test runs on SQLite and PostgreSQL. Time moves through ``app.state.clock`` (the
 ``clock`` fixture), never by sleeping. Codes are read back from the queued message (the
-mail outbox, decrypted) exactly as the subject would read them, not from SMTP.
+mail outbox, decrypted; the acknowledgement rendered as the worker renders it) exactly as the
+subject would read them, not from SMTP.
 """
 
 import asyncio
@@ -19,13 +20,14 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import select
 
-from app.core.crypto import decrypt_secret, keyed_hash
+from app.core.crypto import keyed_hash
 from app.main import create_app
 from app.models import MailMessage, OutboxEvent, VerificationCode
 from app.requests.lifecycle import HOW_TO_COLLECT
 from tests.conftest import ADMIN_ID, ADMIN_SECRET, TEST_SECRET_KEY, get_token, make_settings
 from tests.conftest import new_client as new_api_client
 from tests.factories import create_request, identity_assertion, request_body, written_order
+from tests.mail.helpers import contents
 
 PROBLEM_JSON = "application/problem+json"
 # 10:00 in London (BST): the local date is the UTC date.
@@ -133,16 +135,12 @@ async def mail_kinds(app: FastAPI, request_id: str) -> list[str]:
     return [row.kind for row in await mail_rows(app, request_id)]
 
 
-def mail_text(row: MailMessage) -> str:
-    text = decrypt_secret(row.body_encrypted, secret_keys=[TEST_SECRET_KEY])
-    assert text is not None
-    return text
-
-
 async def last_message(app: FastAPI, request_id: str, kind: str) -> str:
+    """The text of the latest message of this kind (an acknowledgement rendered as the worker
+    renders it)."""
     rows = [row for row in await mail_rows(app, request_id) if row.kind == kind]
     assert rows, f"no {kind} message queued"
-    return mail_text(rows[-1])
+    return (await contents(app, rows[-1])).text
 
 
 async def sent_code(app: FastAPI, request_id: str) -> str:
