@@ -1,15 +1,10 @@
 """Correspondence tests: a real SMTP server, the app's clock under the test's control."""
 
-from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 
 import pytest
-from fastapi import FastAPI
 
-from app.core.config import Settings
-from app.worker import Worker
-from tests.conftest import make_settings
-from tests.smtp_server import SmtpServer
+from tests.mail_fixtures import settings, smtp, worker  # noqa: F401 (fixtures)
 
 SENDER = "Privacy Team <privacy@controller.example>"
 
@@ -31,18 +26,5 @@ class FakeClock:
 
 
 @pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with SmtpServer() as server:
-        yield server
-
-
-@pytest.fixture
-def settings(database_url: str, smtp: SmtpServer) -> Settings:
-    return make_settings(database_url, smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_from=SENDER)
-
-
-@pytest.fixture
-async def worker(app: FastAPI, settings: Settings) -> AsyncIterator[Worker]:
-    instance = Worker(settings, app.state.sessionmaker)
-    yield instance
-    await instance.close()
+def mail_sender() -> str:
+    return SENDER

@@ -1,38 +1,15 @@
 """The whole email-code flow over a real SMTP server: API -> mail outbox -> worker -> inbox."""
 
 import re
-from collections.abc import AsyncIterator, Iterator
 
-import pytest
-from fastapi import FastAPI
 from httpx import AsyncClient
 
-from app.core.config import Settings
 from app.worker import Worker
-from tests.conftest import make_settings
 from tests.factories import create_request
+from tests.mail.helpers import SENDER
 from tests.smtp_server import SmtpServer
 
 SUBJECT_EMAIL = "olwen.codes@example.com"
-SENDER = "privacy@controller.example"
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with SmtpServer() as server:
-        yield server
-
-
-@pytest.fixture
-def settings(database_url: str, smtp: SmtpServer) -> Settings:
-    return make_settings(database_url, smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_from=SENDER)
-
-
-@pytest.fixture
-async def worker(app: FastAPI, settings: Settings) -> AsyncIterator[Worker]:
-    instance = Worker(settings, app.state.sessionmaker)
-    yield instance
-    await instance.close()
 
 
 def _code_in(text: str) -> str:
