@@ -18,8 +18,12 @@ from functools import lru_cache
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 
+@lru_cache(maxsize=64)
 def derived_key(secret_key: str, purpose: str) -> bytes:
-    """A key for one purpose (token signing, hashing, encryption), derived from DSR_SECRET_KEY."""
+    """A key for one purpose (token signing, hashing, encryption), derived from DSR_SECRET_KEY.
+
+    Cached: intake derives the same few keys for every request (a handful of keys and
+    purposes per process)."""
     return hmac.new(secret_key.encode(), purpose.encode(), hashlib.sha256).digest()
 
 

@@ -242,6 +242,17 @@ def _field_defaults(model: type[Any]) -> dict[str, Any]:
     return found
 
 
+_managers: dict[type[Any], Any] = {}
+
+
+def _class_manager(model: type[Any]) -> Any:
+    manager = _managers.get(model)
+    if manager is None:
+        # class_mapper configures the mappers first, as constructing any instance would.
+        manager = _managers[model] = class_mapper(model).class_manager
+    return manager
+
+
 def transient(model: type[Model], values: dict[str, Any]) -> Model:
     """An unsaved instance of a table model holding ``values`` over its defaults, for the code
     that reads a model (views, deadline arithmetic) on a path that inserts with Core.
@@ -250,8 +261,7 @@ def transient(model: type[Model], values: dict[str, Any]) -> Model:
     values come from a validated body and our own code. Factory defaults are not applied, so
     give every such field (ids) in ``values``. Never add the instance to a session.
     """
-    # class_mapper configures the mappers first, as constructing any instance would.
-    instance = class_mapper(model).class_manager.new_instance()
+    instance = _class_manager(model).new_instance()
     instance.__dict__.update(_field_defaults(model))
     instance.__dict__.update(values)
     return instance  # type: ignore[no-any-return]
