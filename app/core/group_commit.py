@@ -196,7 +196,8 @@ def _settle(batch: list[_Pending], error: BaseException | None) -> None:
 
 
 def table_row(table: Table, instance: Any) -> dict[str, Any]:
-    """An ORM instance as a plain row for a Core INSERT (intake skips the unit of work).
+    """A ``transient`` instance as a plain row for a Core INSERT (intake skips the unit of
+    work). It reads the instance's own values, which a loaded instance may not all hold.
 
     Columns left NULL are left out, so the statement binds only what the row holds (a new
     request fills 15 of its 45 columns); the database stores NULL for them all the same.
@@ -227,30 +228,21 @@ def _nullable_unset(table: Table) -> frozenset[str]:
     )
 
 
-_defaults: dict[type[Any], dict[str, Any]] = {}
+# Per table model: its class manager (makes bare instances) and its plain field defaults.
+_blueprints: dict[type[Any], tuple[Any, dict[str, Any]]] = {}
 
 
-def _field_defaults(model: type[Any]) -> dict[str, Any]:
-    """The model's plain (non-factory) field defaults, worked out once per model."""
-    found = _defaults.get(model)
+def _blueprint(model: type[Any]) -> tuple[Any, dict[str, Any]]:
+    found = _blueprints.get(model)
     if found is None:
-        found = _defaults[model] = {
+        defaults = {
             name: info.default
             for name, info in model.model_fields.items()
             if info.default_factory is None and info.default is not PydanticUndefined
         }
-    return found
-
-
-_managers: dict[type[Any], Any] = {}
-
-
-def _class_manager(model: type[Any]) -> Any:
-    manager = _managers.get(model)
-    if manager is None:
         # class_mapper configures the mappers first, as constructing any instance would.
-        manager = _managers[model] = class_mapper(model).class_manager
-    return manager
+        found = _blueprints[model] = (class_mapper(model).class_manager, defaults)
+    return found
 
 
 def transient(model: type[Model], values: dict[str, Any]) -> Model:
@@ -261,7 +253,8 @@ def transient(model: type[Model], values: dict[str, Any]) -> Model:
     values come from a validated body and our own code. Factory defaults are not applied, so
     give every such field (ids) in ``values``. Never add the instance to a session.
     """
-    instance = _class_manager(model).new_instance()
-    instance.__dict__.update(_field_defaults(model))
+    manager, defaults = _blueprint(model)
+    instance = manager.new_instance()
+    instance.__dict__.update(defaults)
     instance.__dict__.update(values)
     return instance  # type: ignore[no-any-return]

@@ -116,6 +116,8 @@ def first_login(page: Page, base: str, email: str, temporary: str) -> None:
     page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
     page.get_by_label("New password again").fill(NEW_PASSWORD)
     page.get_by_role("button", name="Change password").click()
+    # Until its page has loaded, a next navigation would abort the redirect (a failed request).
+    page.wait_for_url(f"{base}/console/account?done=password")
 
 
 def wait_for_mail(service: Service, count: int) -> list[str]:
