@@ -45,6 +45,20 @@ def _tables(url: str) -> set[str]:
     return asyncio.run(read())
 
 
+def run_sql(database_url: str, statements: list[tuple[str, dict[str, object]]]) -> list[object]:
+    """Run ``statements`` in one transaction; the rows of those that return rows."""
+
+    async def run() -> list[object]:
+        engine = create_async_engine(database_url)
+        async with engine.begin() as connection:
+            results = [await connection.execute(text(sql), params) for sql, params in statements]
+            rows = [result.all() for result in results if result.returns_rows]
+        await engine.dispose()
+        return rows
+
+    return asyncio.run(run())
+
+
 def test_upgrade_head_from_project_root_matches_models(empty_database: str) -> None:
     env = {**os.environ, "DSR_DATABASE_URL": empty_database}
     result = subprocess.run(
@@ -97,14 +111,6 @@ def test_event_sequence_continues_from_the_events_already_written(empty_database
     command.upgrade(config, "0006")
     counted, quiet = uuid.uuid4(), uuid.uuid4()
 
-    async def run(statements: list[tuple[str, dict[str, object]]]) -> list[object]:
-        engine = create_async_engine(empty_database)
-        async with engine.begin() as connection:
-            results = [await connection.execute(text(sql), params) for sql, params in statements]
-            rows = [result.all() for result in results if result.returns_rows]
-        await engine.dispose()
-        return rows
-
     now = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
     request_columns = (
         "id, type, status, regulation, channel, received_at, submitted_by, details, "
@@ -119,20 +125,19 @@ def test_event_sequence_continues_from_the_events_already_written(empty_database
         "VALUES (:id, 'request.received', :request_id, '{}', :now)"
     )
     key = (lambda value: value.hex) if empty_database.startswith("sqlite") else str
-    asyncio.run(
-        run(
-            [
-                (f"INSERT INTO requests ({request_columns}) VALUES ({request_values})", params)
-                for params in ({"id": key(counted), "now": now}, {"id": key(quiet), "now": now})
-            ]
-            + [
-                (outbox, {"id": key(uuid.uuid4()), "request_id": key(counted), "now": now})
-                for _ in range(3)
-            ]
-        )
+    run_sql(
+        empty_database,
+        [
+            (f"INSERT INTO requests ({request_columns}) VALUES ({request_values})", params)
+            for params in ({"id": key(counted), "now": now}, {"id": key(quiet), "now": now})
+        ]
+        + [
+            (outbox, {"id": key(uuid.uuid4()), "request_id": key(counted), "now": now})
+            for _ in range(3)
+        ],
     )
     command.upgrade(config, "head")
-    [rows] = asyncio.run(run([("SELECT id, event_sequence FROM requests", {})]))
+    [rows] = run_sql(empty_database, [("SELECT id, event_sequence FROM requests", {})])
     sequences = {str(row[0]).replace("-", ""): row[1] for row in rows}  # type: ignore[attr-defined]
     assert sequences == {counted.hex: 3, quiet.hex: 0}
 
@@ -179,17 +184,9 @@ def test_closed_by_is_read_from_the_audit_trail_of_closed_requests(empty_databas
             )
         )
 
-    async def run(statements: list[tuple[str, dict[str, object]]]) -> list[object]:
-        engine = create_async_engine(empty_database)
-        async with engine.begin() as connection:
-            results = [await connection.execute(text(sql), params) for sql, params in statements]
-            rows = [result.all() for result in results if result.returns_rows]
-        await engine.dispose()
-        return rows
-
-    asyncio.run(run(statements))
+    run_sql(empty_database, statements)
     command.upgrade(config, "head")
-    [rows] = asyncio.run(run([("SELECT id, closed_by FROM requests", {})]))
+    [rows] = run_sql(empty_database, [("SELECT id, closed_by FROM requests", {})])
     closers = {str(row[0]).replace("-", ""): row[1] for row in rows}  # type: ignore[attr-defined]
     assert closers == {
         expired.hex: "system",
@@ -221,14 +218,6 @@ def test_mail_intents_migrate_up_and_down(empty_database: str) -> None:
         "0, :now, :now)"
     )
 
-    async def run(statements: list[tuple[str, dict[str, object]]]) -> list[object]:
-        engine = create_async_engine(empty_database)
-        async with engine.begin() as connection:
-            results = [await connection.execute(text(sql), params) for sql, params in statements]
-            rows = [result.all() for result in results if result.returns_rows]
-        await engine.dispose()
-        return rows
-
     def mail_columns() -> dict[str, bool]:
         async def read() -> dict[str, bool]:
             engine = create_async_engine(empty_database)
@@ -241,7 +230,7 @@ def test_mail_intents_migrate_up_and_down(empty_database: str) -> None:
 
         return asyncio.run(read())
 
-    asyncio.run(run([(insert_rendered, {"id": key(rendered), "now": now})]))
+    run_sql(empty_database, [(insert_rendered, {"id": key(rendered), "now": now})])
     command.upgrade(config, "0019")
     nullable = mail_columns()
     assert nullable["subject"] and nullable["body_encrypted"] and nullable["render_context"]
@@ -251,47 +240,45 @@ def test_mail_intents_migrate_up_and_down(empty_database: str) -> None:
         ":context, :status, 0, :now, :now)"
     )
     context = '{"due_date": null, "verification_needed": true}'
-    asyncio.run(
-        run(
-            [
-                (
-                    insert_intent,
-                    {
-                        "id": key(pending_intent),
-                        "recipient": "token-i",
-                        "context": context,
-                        "status": "pending",
-                        "now": now,
-                    },
-                ),
-                (
-                    insert_intent,
-                    {
-                        "id": key(sent_intent),
-                        "recipient": "",
-                        "context": context,
-                        "status": "sent",
-                        "now": now,
-                    },
-                ),
-            ]
-        )
+    run_sql(
+        empty_database,
+        [
+            (
+                insert_intent,
+                {
+                    "id": key(pending_intent),
+                    "recipient": "token-i",
+                    "context": context,
+                    "status": "pending",
+                    "now": now,
+                },
+            ),
+            (
+                insert_intent,
+                {
+                    "id": key(sent_intent),
+                    "recipient": "",
+                    "context": context,
+                    "status": "sent",
+                    "now": now,
+                },
+            ),
+        ],
     )
 
     command.downgrade(config, "0018")
     nullable = mail_columns()
     assert "render_context" not in nullable
     assert not nullable["subject"] and not nullable["body_encrypted"]
-    [rows] = asyncio.run(
-        run(
-            [
-                (
-                    "SELECT id, status, recipient_encrypted, subject, body_encrypted, last_error "
-                    "FROM mail_outbox",
-                    {},
-                )
-            ]
-        )
+    [rows] = run_sql(
+        empty_database,
+        [
+            (
+                "SELECT id, status, recipient_encrypted, subject, body_encrypted, last_error "
+                "FROM mail_outbox",
+                {},
+            )
+        ],
     )
     found = {str(row[0]).replace("-", ""): tuple(row[1:]) for row in rows}  # type: ignore[attr-defined]
     assert found == {
