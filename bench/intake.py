@@ -444,15 +444,7 @@ def measure(
     spy = start_py_spy(py_spy, server.proc.pid, args.duration) if py_spy else None
     log(f"{target}: measuring {args.duration:g}s")
     cpu_before = cpu_seconds(server.proc.pid)
-    result = run_wrk(
-        target,
-        script,
-        url,
-        duration=args.duration,
-        connections=args.connections,
-        threads=args.threads,
-        env=env,
-    )
+    result = _wrk(target, script, url, args, env, duration=args.duration)
     result.values["server_cpu_s"] = cpu_seconds(server.proc.pid) - cpu_before
     if spy is not None:
         try:
@@ -469,11 +461,24 @@ def warm_up(
     target: str, script: Path, url: str, args: argparse.Namespace, env: dict[str, str]
 ) -> None:
     log(f"{target}: warm-up {args.warmup:g}s")
-    run_wrk(
+    _wrk(target, script, url, args, env, duration=args.warmup)
+
+
+def _wrk(
+    target: str,
+    script: Path,
+    url: str,
+    args: argparse.Namespace,
+    env: dict[str, str],
+    *,
+    duration: float,
+) -> WrkResult:
+    """wrk with the run's connections and threads."""
+    return run_wrk(
         target,
         script,
         url,
-        duration=args.warmup,
+        duration=duration,
         connections=args.connections,
         threads=args.threads,
         env=env,
